@@ -1,0 +1,59 @@
+"""The hypothesis strategies every test shares: shapes, broadcastable pairs and float64 arrays.
+
+Values are drawn away from kinks and poles by shifting, not filtering (as MiniTorch does): a test of log
+uses ``positive_arrays``, a test of relu adds an offset that keeps inputs off zero.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+settings.register_profile("minibnn", deadline=None, max_examples=25, derandomize=False,
+                          suppress_health_check=[])
+settings.load_profile("minibnn")
+
+#: the cost tiers for @settings(max_examples=...): cheap elementwise checks, full Jacobians, trainings.
+CHEAP, MEDIUM, COSTLY = 40, 15, 5
+
+
+def shapes(min_dims: int = 1, max_dims: int = 3, min_side: int = 1, max_side: int = 4):
+    """Small array shapes, including size-1 axes (batch 1)."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def arrays(shape, low: float = -3.0, high: float = 3.0, dtype=np.float64):
+    """Float arrays of ``shape`` (a tuple or a strategy) with values in [low, high]."""
+    return hnp.arrays(dtype, shape, elements=st.floats(low, high, allow_nan=False, allow_infinity=False,
+                                                        width=64 if dtype == np.float64 else 32))
+
+
+def positive_arrays(shape, low: float = 0.5, high: float = 3.0):
+    """Arrays bounded away from zero (for log, sqrt, division)."""
+    return arrays(shape, low, high)
+
+
+@st.composite
+def broadcastable_pair(draw, max_dims: int = 3, max_side: int = 4, low: float = -3.0, high: float = 3.0):
+    """Two float64 arrays whose shapes broadcast together (one may have fewer or stretched axes)."""
+    shape_a, shape_b = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=max_dims,
+                                                              max_side=max_side)).input_shapes
+    return draw(arrays(shape_a, low, high)), draw(arrays(shape_b, low, high))
+
+
+@st.composite
+def separated(draw, shape, gap: float = 1e-3, low: float = -3.0, high: float = 3.0):
+    """An array whose values are pairwise at least ``gap`` apart (so max/argmax have no ties)."""
+    n = int(np.prod(shape))
+    perm = draw(st.permutations(list(range(n))))
+    values = np.linspace(low, high, max(n, 1))[np.array(perm, dtype=int)] if n else np.zeros(0)
+    jitter = draw(arrays((n,), -0.3, 0.3)) * (high - low) / max(n, 1)
+    return (values + jitter).reshape(shape)
+
+
+def non_contiguous(array: np.ndarray) -> np.ndarray:
+    """The same values as ``array`` in a non-contiguous view (every other element of a bigger array)."""
+    big = np.empty(array.shape[:-1] + (2 * array.shape[-1],) if array.ndim else (2,), dtype=array.dtype)
+    view = big[..., ::2] if array.ndim else big[:1].reshape(())
+    view[...] = array
+    return view
