@@ -57,3 +57,21 @@ def non_contiguous(array: np.ndarray) -> np.ndarray:
     view = big[..., ::2] if array.ndim else big[:1].reshape(())
     view[...] = array
     return view
+
+
+@st.composite
+def arrays_with(draw, shape, specials=(0.0,), low: float = -3.0, high: float = 3.0):
+    """Float64 arrays of ``shape`` (a tuple or a strategy) in [low, high] that contain the ``specials``.
+
+    For the quantizers' exact cases: pass the zeros and clip edges (``specials=(0.0, -0.0, 1.0, -1.0)``) and each
+    one lands at a drawn position (as many as fit), other entries are drawn from the specials or the interval.
+    """
+    shape = shape if isinstance(shape, tuple) else draw(shape)
+    specials = [float(s) for s in specials]
+    element = st.one_of(st.sampled_from(specials), st.floats(low, high, allow_nan=False, allow_infinity=False))
+    out = draw(hnp.arrays(np.float64, shape, elements=element))
+    n = out.size
+    if n:
+        positions = draw(st.permutations(list(range(n))))[:len(specials)]
+        out.reshape(-1)[positions] = specials[:len(positions)]
+    return out
