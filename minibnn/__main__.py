@@ -1,0 +1,6 @@
+"""``python -m minibnn``: the same as the ``minibnn`` command (see :mod:`minibnn.cli`)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,279 @@
+"""Checkpoints: a model, its optimizer and scheduler in one ``.npz`` file, written atomically, read without pickle.
+
+File layout (an ordinary NumPy ``.npz``, i.e. a zip of ``.npy`` arrays, readable with ``np.load``):
+
+* ``model/<name>``: each parameter and buffer of ``model.state_dict()`` (e.g. ``model/0.weight``);
+* ``optimizer/...``, ``scheduler/...``, ``extra/...``: the arrays found inside those state dicts;
+* ``__metadata__``: a uint8 array holding UTF-8 JSON: the format name and version, the epoch, and the state
+  dicts with every array replaced by ``{"__array__": "<its name in the file>"}``. Numbers, strings, lists
+  and dicts are stored in the JSON (Python floats round-trip exactly through ``repr``).
+
+So nothing is ever pickled: loading uses ``np.load(path, allow_pickle=False)``.
+
+Writing is atomic: the file is written to a temporary file in the same directory, flushed and ``fsync``-ed,
+then renamed over ``path`` with ``os.replace``; a crash or an error in the middle leaves any previous
+checkpoint at ``path`` untouched. Reading checks the zip's CRC-32 of every array (a flipped bit is caught),
+the JSON, the names, shapes and dtypes against the model, and loads nothing unless everything fits.
+
+Example:
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from minibnn import Parameter, Sequential
+    >>> from minibnn.layers import Linear
+    >>> from minibnn.optim import Adam
+    >>> model = Sequential(Linear(3, 2)); opt = Adam(model.parameters())
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    >>> save_checkpoint(path, model, opt, epoch=4, extra={"note": "first try"})
+    >>> load_checkpoint(path, model, opt)
+    {'epoch': 4, 'extra': {'note': 'first try'}}
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import OrderedDict
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "FORMAT", "VERSION"]
+
+FORMAT = "minibnn-checkpoint"
+VERSION = 1
+_METADATA = "__metadata__"
+_ARRAY = "__array__"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is truncated, corrupt, or does not fit the objects it is loaded into."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# State dicts <-> (JSON skeleton, named arrays)
+# --------------------------------------------------------------------------------------------------------------
+def _encode(value: Any, name: str, arrays: Dict[str, np.ndarray]) -> Any:
+    """Replace every array inside ``value`` by ``{"__array__": name}`` (collected in ``arrays``)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject or value.dtype.kind == "V":
+            raise TypeError(f"save_checkpoint: the array at '{name}' has dtype {value.dtype}, which cannot be "
+                            f"saved without pickle; use a numeric dtype")
+        if name in arrays:
+            raise ValueError(f"save_checkpoint: two arrays would be stored under the same name '{name}'")
+        arrays[name] = value
+        return {_ARRAY: name}
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"save_checkpoint: dict keys must be strings (JSON), got {key!r} inside '{name}'")
+            if key == _ARRAY:
+                raise ValueError(f"save_checkpoint: the key '{_ARRAY}' inside '{name}' is reserved")
+            out[key] = _encode(item, f"{name}/{key}", arrays)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_encode(item, f"{name}/{i}", arrays) for i, item in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"save_checkpoint: cannot store an object of type {type(value).__name__} at '{name}': "
+                    f"only arrays, numbers, strings, None, lists and dicts are saved (never pickled)")
+
+
+def _decode(value: Any, arrays: Dict[str, np.ndarray], where: str) -> Any:
+    """Inverse of :func:`_encode` (lists stay lists)."""
+    if isinstance(value, dict):
+        if set(value) == {_ARRAY}:
+            name = value[_ARRAY]
+            if name not in arrays:
+                raise CheckpointError(f"{where}: the metadata refers to an array '{name}' that the file lacks")
+            return arrays[name]
+        return {k: _decode(v, arrays, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v, arrays, where) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------------------
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable (POSIX); silently skipped where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch: Optional[int] = None,
+                    extra: Any = None) -> None:
+    """Save the model's parameters and buffers, and optionally the optimizer, scheduler, epoch and extras.
+
+    Args:
+        path: the file to write (str or os.PathLike), conventionally ending in ``.npz``; its directory must
+            exist. An existing file is replaced atomically.
+        model: a :class:`~minibnn.module.Module`.
+        optimizer, scheduler: objects with ``state_dict()`` (arrays, numbers, strings, lists, dicts), or None.
+        epoch: an int (e.g. the number of finished epochs), or None.
+        extra: anything made of arrays, numbers, strings, None, lists and string-keyed dicts (e.g. a
+            ``History.to_dict()``, a config); tuples come back as lists.
+
+    Raises:
+        TypeError: something in a state dict or ``extra`` cannot be stored without pickle.
+        OSError: the file could not be written (the previous file, if any, is left as it was).
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"save_checkpoint: model must be a minibnn Module, got {type(model).__name__}")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
+        raise TypeError(f"save_checkpoint: epoch must be an int or None, got {epoch!r}")
+    arrays: Dict[str, np.ndarray] = OrderedDict()
+    meta = {"format": FORMAT, "version": VERSION, "epoch": None if epoch is None else int(epoch),
+            "model_class": type(model).__name__,
+            "model": _encode(dict(model.state_dict()), "model", arrays)}
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        meta[key] = None if obj is None else {"class": type(obj).__name__,
+                                              "state": _encode(obj.state_dict(), key, arrays)}
+    meta["extra"] = _encode(extra, "extra", arrays)
+    arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    _write_atomically(os.fspath(path), arrays)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------------
+def read_checkpoint(path) -> Dict[str, Any]:
+    """Read a checkpoint into plain data, without a model: for inspection, or to load by hand.
+
+    Returns:
+        ``{"epoch", "model", "model_class", "optimizer", "scheduler", "extra"}``; ``model`` is the state dict
+        (name -> array); ``optimizer`` / ``scheduler`` are ``{"class": name, "state": state_dict}`` or None.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated, corrupt, or not a minibnn checkpoint (the message names it).
+    """
+    path = os.fspath(path)
+    where = f"checkpoint {path}"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{where} is not a minibnn checkpoint: it holds a single array, not an .npz")
+        with archive:
+            names = list(archive.files)
+            if _METADATA not in names:
+                raise CheckpointError(f"{where} is not a minibnn checkpoint: it has no '{_METADATA}' entry "
+                                      f"(entries: {names[:5]}{' ...' if len(names) > 5 else ''})")
+            arrays = {name: archive[name] for name in names}  # reading checks each entry's CRC-32
+        meta = json.loads(arrays.pop(_METADATA).tobytes().decode("utf-8"))
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{where} is truncated or corrupt ({os.path.getsize(path)} bytes): "
+                              f"{type(err).__name__}: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{where} is not a minibnn checkpoint (its metadata has no format '{FORMAT}')")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{where} has format version {meta.get('version')}; this minibnn reads version "
+                              f"{VERSION}")
+    try:
+        out = {key: _decode(meta[key], arrays, where)
+               for key in ("epoch", "model_class", "model", "optimizer", "scheduler", "extra")}
+    except KeyError as err:
+        raise CheckpointError(f"{where} is corrupt: its metadata lacks the entry {err}") from None
+    if not isinstance(out["model"], dict):
+        raise CheckpointError(f"{where} is corrupt: its model entry is not a dict of arrays")
+    return out
+
+
+def _check_model_state(where: str, model: Module, saved: Dict[str, Any]) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(f"{where} does not fit the model: missing entries {missing}, unexpected entries "
+                              f"{unexpected}")
+    for name, mine in own.items():
+        value = saved[name]
+        if not isinstance(value, np.ndarray) or value.shape != mine.shape or value.dtype != mine.dtype:
+            got = (value.shape, value.dtype) if isinstance(value, np.ndarray) else type(value).__name__
+            raise CheckpointError(f"{where}: '{name}' is {got}, the model expects shape {mine.shape} and dtype "
+                                  f"{mine.dtype}")
+
+
+def load_checkpoint(path, model: Module, optimizer=None, scheduler=None) -> Dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``, ``scheduler``).
+
+    Everything is checked before anything is changed: entry names, shapes and dtypes against the model,
+    the optimizer's and scheduler's classes against the saved ones. If loading still fails midway, the
+    objects are put back as they were. Values load back bit-exact.
+
+    Args:
+        path: the checkpoint file.
+        model: a module with the same parameter and buffer names, shapes and dtypes as the saved one.
+        optimizer, scheduler: to restore as well, or None (the file may hold more than is asked for; asking
+            for a part the file lacks is an error).
+
+    Returns:
+        ``{"epoch": the saved epoch or None, "extra": the saved extra (arrays as arrays, tuples as lists)}``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated or corrupt, or does not fit the objects; the message names the
+            file and the entry.
+    """
+    where = f"checkpoint {os.fspath(path)}"
+    data = read_checkpoint(path)
+    _check_model_state(where, model, data["model"])
+    parts = [(model, "model", data["model"])]
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if obj is None:
+            continue
+        saved = data[key]
+        if saved is None:
+            raise CheckpointError(f"{where} holds no {key} state, but a {type(obj).__name__} was given to load")
+        if saved.get("class") != type(obj).__name__:
+            raise CheckpointError(f"{where} holds the state of a {saved.get('class')} {key}, but a "
+                                  f"{type(obj).__name__} was given to load")
+        parts.append((obj, key, saved["state"]))
+    backups = [(obj, obj.state_dict()) for obj, _, _ in parts]
+    try:
+        for obj, key, state in parts:
+            obj.load_state_dict(state)
+    except Exception as err:
+        for obj, backup in backups:
+            obj.load_state_dict(backup)
+        raise CheckpointError(f"{where}: could not load the {key} state: {err}") from err
+    return {"epoch": data["epoch"], "extra": data["extra"]}

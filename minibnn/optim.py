@@ -1,0 +1,427 @@
+"""Optimizers: the rules that turn gradients into weight updates (SGD and Adam).
+
+An optimizer holds *parameter groups*: a list of dicts, each with its own ``"params"`` and hyperparameters
+(``"lr"``, ``"weight_decay"``, ...), so that, for instance, biases can skip weight decay or binary weights can
+get another learning rate. ``step()`` updates every parameter that has a gradient (``p.grad is None`` means
+"not used this step" and is skipped); ``zero_grad()`` forgets the gradients.
+
+How the updates are written, and why:
+
+* In place, into the parameter's own array and into per-parameter state arrays allocated once, with
+  ``out=`` ufuncs: no new array per step.
+* Block by block: a large parameter is cut into blocks of ``BLOCK_SIZE`` elements and the dozen ufuncs of one
+  update run on one block before moving to the next, so the block stays in the CPU cache between ufuncs and
+  the scratch space is one block, not one parameter. (Where the last-level cache holds the whole model, as
+  on the machine of ``benchmarks/bench_train_step.py``, this is as fast as whole-array ufuncs, not faster.)
+* Hyperparameters enter the ufuncs as Python floats: under NumPy's promotion rules (NEP 50) a Python float
+  takes the array's dtype, so float32 stays float32 (a ``np.float64`` scalar would not: it would make every
+  ufunc compute in float64 and cast back, about 3x slower).
+
+A new optimizer subclasses :class:`Optimizer` and writes two methods: ``_init_state(p)`` (the state arrays of
+one parameter) and ``_update(p, grad, state, group)`` (one step for one parameter). Because every optimizer
+takes any list of parameters, several can share a model: one for the binary weights, one for the rest.
+
+``state_dict()`` holds only NumPy arrays, Python scalars, strings, lists and dicts, so a checkpoint can store
+it without pickle (see :mod:`minibnn.checkpoint`).
+
+Example:
+    >>> import numpy as np
+    >>> from minibnn import Parameter
+    >>> w = Parameter(np.array([1.0, -2.0], dtype=np.float32))
+    >>> opt = SGD([w], lr=0.1)
+    >>> w.grad = np.array([0.5, 0.5], dtype=np.float32)
+    >>> opt.step()
+    >>> w.data
+    array([ 0.95, -2.05], dtype=float32)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from .tensor import FLOAT_DTYPES, Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "BLOCK_SIZE"]
+
+#: Elements per block of the in-place updates. Five float32 blocks of this size (640 KiB) fit in a typical L2
+#: cache; larger blocks spill to main memory, smaller ones pay more Python overhead per element.
+BLOCK_SIZE = 1 << 15
+
+
+def _blocks(arrays: Sequence[np.ndarray]) -> Iterator[List[np.ndarray]]:
+    """Matching views of same-shaped arrays, block by block of ``BLOCK_SIZE`` elements (writes reach the arrays).
+
+    Arrays of at most ``BLOCK_SIZE`` elements, or arrays that are not all C-contiguous (so a flat view is
+    impossible), come back whole, in one piece.
+    """
+    n, size = arrays[0].size, BLOCK_SIZE
+    if n <= size or not all(a.flags.c_contiguous for a in arrays):
+        yield list(arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]  # views, since the arrays are contiguous
+    for start in range(0, n, size):
+        yield [a[start:start + size] for a in flat]
+
+
+def _check_number(owner: str, name: str, value, low: float = 0.0, high: float = math.inf,
+                  high_open: bool = False) -> float:
+    """``value`` as a Python float, checked to lie in [low, high] (or [low, high)); else a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    too_high = value >= high if high_open else value > high
+    if math.isnan(value) or value < low or too_high:
+        interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        raise ValueError(f"{owner}: {name} must be in {interval}, got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: parameter groups, ``zero_grad``, ``step`` and a pickle-free ``state_dict``.
+
+    Args:
+        params: an iterable of tensors (one group), or of dicts ``{"params": [...], "lr": ..., ...}`` (one
+            group each; keys a group leaves out take the optimizer's defaults). Extra keys (e.g. a
+            ``"name"``) are kept and saved.
+        defaults: the hyperparameters of the subclass, with their values for groups that do not set them.
+
+    Attributes:
+        param_groups: the list of group dicts; a scheduler changes ``group["lr"]`` here between steps.
+        state: per-parameter state dicts (e.g. Adam's moment arrays), created at the parameter's first step.
+    """
+
+    def __init__(self, params: Iterable, defaults: Dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.param_groups: List[Dict[str, Any]] = []
+        self.state: Dict[Tensor, Dict[str, Any]] = {}
+        self._scratch: Dict[Tuple[np.dtype, int], np.ndarray] = {}
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts, got a "
+                            "single Tensor; wrap it in a list: [param]")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list (did the model define any "
+                             f"Parameter? model.parameters() returned nothing)")
+        groups = params if all(isinstance(p, dict) for p in params) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for i, group in enumerate(self.param_groups):
+            options = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} tensors, {options}")
+        return "\n".join(lines) + "\n)"
+
+    # ---- groups ------------------------------------------------------------------------------------------
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        """Add a group ``{"params": [...], **hyperparameters}``; missing hyperparameters take the defaults."""
+        name = type(self).__name__
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key, got {group!r}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: params must be Tensors (e.g. model.parameters()), got an object of type "
+                                f"{type(p).__name__} at position {i}")
+            if p.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"{name}: parameter {i} has dtype {p.dtype}, expected float32 or float64")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
+            raise ValueError(f"{name}: a parameter appears twice (in one group or in two groups); each "
+                             f"parameter must belong to exactly one group")
+        full = dict(self.defaults)
+        full.update((k, v) for k, v in group.items() if k != "params")
+        self._check_group(full)
+        full["params"] = params
+        self.param_groups.append(full)
+
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        """Validate the hyperparameters of a group (subclasses check theirs); raise naming the bad one."""
+
+    def parameters(self) -> List[Tensor]:
+        """Every parameter of every group, in group order."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    # ---- stepping ----------------------------------------------------------------------------------------
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``p.grad = None``), so the next backward starts afresh."""
+        for p in self.parameters():
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = np.asarray(p.grad)
+                if grad.shape != p.shape or grad.dtype != p.dtype:
+                    raise ValueError(f"{type(self).__name__}.step: a parameter of shape {p.shape} and dtype "
+                                     f"{p.dtype} has a gradient of shape {grad.shape} and dtype {grad.dtype}")
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = self._init_state(p)
+                self._check_state(p, state)
+                if not grad.flags.c_contiguous:
+                    grad = np.ascontiguousarray(grad)  # (a 0-d array is always contiguous: ndim is kept)
+                self._update(p.data, grad, state, group)
+
+    def _init_state(self, p: Tensor) -> Dict[str, Any]:
+        """The state of one parameter before its first step (arrays the shape and dtype of ``p``)."""
+        return {}
+
+    def _update(self, p: np.ndarray, grad: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """One step for one parameter: write the new values into ``p`` and ``state`` in place."""
+        raise NotImplementedError(f"{type(self).__name__} must define _update")
+
+    def _check_state(self, p: Tensor, state: Dict[str, Any]) -> None:
+        for key, value in state.items():
+            if isinstance(value, np.ndarray) and (value.shape != p.shape or value.dtype != p.dtype):
+                raise ValueError(
+                    f"{type(self).__name__}: state '{key}' has shape {value.shape} and dtype {value.dtype}, but "
+                    f"its parameter now has shape {p.shape} and dtype {p.dtype} (was the model converted with "
+                    f"astype after the optimizer was made? make the optimizer after converting)")
+
+    def _buffer(self, like: np.ndarray, which: int = 0) -> np.ndarray:
+        """Scratch space shaped like ``like`` (a block): a view of a buffer kept between steps when it fits."""
+        if like.size > BLOCK_SIZE:  # only for large non-contiguous parameters, which are not cut into blocks
+            return np.empty(like.shape, dtype=like.dtype)
+        key = (like.dtype, which)
+        buf = self._scratch.get(key)
+        if buf is None or buf.size < like.size:
+            buf = self._scratch[key] = np.empty(BLOCK_SIZE, dtype=like.dtype)
+        return buf[:like.size].reshape(like.shape)
+
+    # ---- saving ------------------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """A copy of the optimizer's state: arrays, numbers and strings only (no pickle needed).
+
+        ``{"state": [one dict per parameter, in group order ({} before its first step)],
+        "param_groups": [each group's hyperparameters, with "params" as a list of parameter indices]}``.
+        """
+        params = self.parameters()
+        index = {id(p): i for i, p in enumerate(params)}
+        state = [{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.state.get(p, {}).items()}
+                 for p in params]
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore a ``state_dict()`` taken from an optimizer of the same kind over the same parameters.
+
+        Raises:
+            ValueError: the number of groups or parameters, a state key, or an array's shape differs.
+        """
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}: expected a dict with keys ['param_groups', 'state'], got {keys}")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}: the saved state has {len(saved_groups)} parameter groups, this optimizer "
+                             f"has {len(self.param_groups)}")
+        params = self.parameters()
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{name}: group {i} holds {len(saved['params'])} parameters in the saved state, "
+                                 f"{len(group['params'])} here")
+        if len(saved_state) != len(params):
+            raise ValueError(f"{name}: the saved state has {len(saved_state)} parameter entries, expected "
+                             f"{len(params)}")
+        new_state = {}
+        for i, (p, saved) in enumerate(zip(params, saved_state)):
+            if not saved:
+                continue
+            expected = self._init_state(p)
+            if set(saved) != set(expected):
+                raise ValueError(f"{name}: parameter {i} has state keys {sorted(saved)}, expected "
+                                 f"{sorted(expected)}")
+            entry = {}
+            for key, value in saved.items():
+                if isinstance(expected[key], np.ndarray):
+                    value = np.asarray(value)
+                    if value.shape != p.shape:
+                        raise ValueError(f"{name}: state '{key}' of parameter {i} has shape {value.shape}, "
+                                         f"expected {p.shape}")
+                    value = value.astype(p.dtype, copy=True)
+                entry[key] = value
+            new_state[p] = entry
+        new_groups = []
+        for saved, group in zip(saved_groups, self.param_groups):
+            restored = {k: (tuple(v) if isinstance(self.defaults.get(k), tuple) else v)
+                        for k, v in saved.items() if k != "params"}
+            self._check_group({**self.defaults, **restored})
+            new_groups.append({**restored, "params": group["params"]})
+        self.param_groups[:] = new_groups
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum (heavy-ball or Nesterov) and weight decay.
+
+    For a parameter w with gradient g at step t (hyperparameters lr, μ = momentum, τ = dampening,
+    λ = weight_decay):
+
+        d = g + λ·w                                       (L2 weight decay)
+        b = d  at the first step,  b = μ·b + (1 - τ)·d  after      (the momentum buffer, when μ > 0)
+        d = d + μ·b  (nesterov)   or   d = b   (heavy ball)          (when μ > 0)
+        w = w - lr·d
+
+    Nesterov momentum as in Sutskever et al. 2013; it needs μ > 0 and τ = 0.
+
+    Args:
+        params: tensors or parameter groups (see :class:`Optimizer`).
+        lr: learning rate (> 0 is usual; 0 allowed).
+        momentum: μ in [0, 1).  dampening: τ in [0, 1].  nesterov: use Nesterov momentum.
+        weight_decay: λ >= 0.
+
+    Example:
+        >>> import numpy as np
+        >>> from minibnn import Parameter
+        >>> w = Parameter(np.zeros(1, dtype=np.float32))
+        >>> opt = SGD([w], lr=0.5, momentum=0.9)
+        >>> for _ in range(2):
+        ...     w.grad = np.ones(1, dtype=np.float32); opt.step()
+        >>> w.data  # -0.5·1, then -0.5·(0.9·1 + 1)
+        array([-1.45], dtype=float32)
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, dampening: float = 0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                                      dampening=dampening))
+
+    def _check_group(self, group):
+        _check_number("SGD", "lr", group["lr"])
+        _check_number("SGD", "momentum", group["momentum"], 0.0, 1.0, high_open=True)
+        _check_number("SGD", "dampening", group["dampening"], 0.0, 1.0)
+        _check_number("SGD", "weight_decay", group["weight_decay"])
+        if not isinstance(group["nesterov"], (bool, np.bool_)):
+            raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
+                             f"{group['momentum']} and dampening={group['dampening']}")
+
+    def _init_state(self, p):
+        return {"step": 0, "momentum_buffer": np.zeros(p.shape, dtype=p.dtype)}
+
+    def _update(self, p, grad, state, group):
+        lr, mu = float(group["lr"]), float(group["momentum"])
+        decay, keep = float(group["weight_decay"]), 1.0 - float(group["dampening"])
+        nesterov, first = bool(group["nesterov"]), state["step"] == 0
+        for w, g, b in _blocks([p, grad, state["momentum_buffer"]]):
+            d, t = g, self._buffer(w, 0)
+            if decay:                                   # d = g + λ·w
+                np.multiply(w, decay, out=t)
+                t += g
+                d = t
+            if mu:
+                if first:                               # b = d
+                    np.copyto(b, d)
+                else:                                   # b = μ·b + (1 - τ)·d
+                    b *= mu
+                    if keep != 1.0:
+                        u = self._buffer(w, 1)
+                        np.multiply(d, keep, out=u)
+                        b += u
+                    else:
+                        b += d
+                if nesterov:                            # d = d + μ·b
+                    u = self._buffer(w, 1)
+                    np.multiply(b, mu, out=u)
+                    u += d
+                    d = u
+                else:                                   # d = b
+                    d = b
+            np.multiply(d, lr, out=t)                   # w = w - lr·d
+            w -= t
+        state["step"] += 1
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), with L2 weight decay or decoupled weight decay (Loshchilov & Hutter 2019).
+
+    For a parameter w with gradient g at step t = 1, 2, ... (hyperparameters lr, β1, β2, ε, λ = weight_decay,
+    λd = decoupled_weight_decay):
+
+        w = w - lr·λd·w                                   (decoupled decay, as in AdamW)
+        g = g + λ·w                                       (L2 decay, added to the gradient)
+        m = β1·m + (1 - β1)·g                             (first moment, "exp_avg")
+        v = β2·v + (1 - β2)·g²                            (second moment, "exp_avg_sq")
+        w = w - lr · (m / (1 - β1^t)) / (sqrt(v / (1 - β2^t)) + ε)
+
+    The last line is computed as ``w -= [lr·sqrt(1-β2^t)/(1-β1^t)] · m / (sqrt(v) + ε·sqrt(1-β2^t))``, the
+    same quantity with the bias corrections folded into two scalars (one ufunc fewer per step).
+
+    Args:
+        params: tensors or parameter groups (see :class:`Optimizer`).
+        lr: learning rate.  betas: (β1, β2), each in [0, 1).  eps: ε > 0 (added for numerical stability).
+        weight_decay: λ, L2 penalty coupled with the adaptive scaling (classic Adam).
+        decoupled_weight_decay: λd, shrinks the weights directly, independent of the gradient scale (the
+            "AdamW" of Loshchilov & Hutter; set weight_decay=0 and this instead).
+
+    Example:
+        >>> import numpy as np
+        >>> from minibnn import Parameter
+        >>> w = Parameter(np.array([1.0], dtype=np.float32))
+        >>> opt = Adam([w], lr=0.1)
+        >>> w.grad = np.array([3.0], dtype=np.float32); opt.step()
+        >>> w.data  # the first Adam step moves each weight by about lr, against the gradient's sign
+        array([0.9], dtype=float32)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled_weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay))
+
+    def _check_group(self, group):
+        name = type(self).__name__
+        _check_number(name, "lr", group["lr"])
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        _check_number(name, "betas[0]", betas[0], 0.0, 1.0, high_open=True)
+        _check_number(name, "betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        _check_number(name, "eps", group["eps"])
+        _check_number(name, "weight_decay", group["weight_decay"])
+        _check_number(name, "decoupled_weight_decay", group["decoupled_weight_decay"])
+
+    def _init_state(self, p):
+        return {"step": 0, "exp_avg": np.zeros(p.shape, dtype=p.dtype), "exp_avg_sq": np.zeros(p.shape, dtype=p.dtype)}
+
+    def _update(self, p, grad, state, group):
+        state["step"] += 1
+        t = state["step"]
+        lr, eps = float(group["lr"]), float(group["eps"])
+        beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+        l2, shrink = float(group["weight_decay"]), 1.0 - lr * float(group["decoupled_weight_decay"])
+        root_c2 = math.sqrt(1.0 - beta2 ** t)
+        step_size, eps_hat = lr * root_c2 / (1.0 - beta1 ** t), eps * root_c2
+        for w, g, m, v in _blocks([p, grad, state["exp_avg"], state["exp_avg_sq"]]):
+            tmp = self._buffer(w, 0)
+            if shrink != 1.0:                            # w = w - lr·λd·w
+                w *= shrink
+            if l2:                                       # g = g + λ·w
+                u = self._buffer(w, 1)
+                np.multiply(w, l2, out=u)
+                u += g
+                g = u
+            m *= beta1                                   # m = β1·m + (1 - β1)·g
+            np.multiply(g, 1.0 - beta1, out=tmp)
+            m += tmp
+            v *= beta2                                   # v = β2·v + (1 - β2)·g²
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - beta2
+            v += tmp
+            np.sqrt(v, out=tmp)                          # w = w - step_size · m / (sqrt(v) + ε̂)
+            tmp += eps_hat
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            w -= tmp
+

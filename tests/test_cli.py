@@ -1,0 +1,84 @@
+"""The command line: ``minibnn demo`` in-process and as ``python -m minibnn``, and the subcommand table."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from minibnn import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACCURACY = re.compile(r"^test accuracy: (\d+\.\d+)% \((\d+)/359\)", re.MULTILINE)
+
+
+def test_demo_in_process_prints_epochs_and_test_accuracy(capsys):
+    assert cli.main(["demo", "--epochs", "2", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r"^epoch 1/2  train loss \d\.\d{4} acc", out, re.MULTILINE)
+    assert re.search(r"^epoch 2/2 ", out, re.MULTILINE)
+    match = ACCURACY.search(out)
+    assert match and float(match.group(1)) > 80.0  # 2 epochs; chance is 10%
+    assert "batch/s" not in err  # --no-progress: no bar
+
+
+def test_demo_with_default_epochs_reaches_90_percent(capsys):
+    assert cli.main(["demo", "--no-progress"]) == 0
+    match = ACCURACY.search(capsys.readouterr().out)
+    assert match and float(match.group(1)) >= 90.0
+
+
+def test_demo_is_repeatable_for_a_seed(capsys):
+    outputs = []
+    for _ in range(2):
+        cli.main(["demo", "--epochs", "1", "--seed", "7", "--no-progress"])
+        outputs.append(ACCURACY.search(capsys.readouterr().out).group(0))
+    assert outputs[0] == outputs[1]
+
+
+def test_python_dash_m_minibnn_demo():
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # tiny matrices: BLAS threads only cost here
+    done = subprocess.run([sys.executable, "-m", "minibnn", "demo", "--epochs", "1"], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ACCURACY.search(done.stdout), done.stdout
+    assert "epoch 1/1" in done.stdout
+
+
+def test_no_command_prints_help_and_bad_options_exit_2(capsys):
+    assert cli.main([]) == 2
+    assert "demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--epochs", "many"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
+        cli.main(["demo", "--epochs", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0 and "minibnn" in capsys.readouterr().out
+
+
+def test_register_command_adds_a_subcommand(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+
+    def add_arguments(parser):
+        parser.add_argument("name")
+
+    def run(args):
+        print(f"hello {args.name}")
+        return 3
+
+    cli.register_command("hello", "say hello", add_arguments, run)
+    assert cli.main(["hello", "world"]) == 3
+    assert capsys.readouterr().out == "hello world\n"
+    with pytest.raises(ValueError, match="letters, digits and dashes"):
+        cli.register_command("two words", "x", add_arguments, run)
+
+
+def test_demo_model_builder_is_one_small_function():
+    model = cli.build_demo_model()
+    assert [type(m).__name__ for m in model] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert model[0].in_features == 64 and model[-1].out_features == 10
