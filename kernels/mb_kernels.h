@@ -1,0 +1,86 @@
+/* mb_kernels.h -- the C interface of minibnn's bit-packed XNOR-popcount kernels.
+ *
+ * Everything here works on bit-packed +-1 data as documented in minibnn/packing.py:
+ *   element k of a row is bit (k % 64) of word k / 64; a set bit means -1, a clear bit +1 (sign(0) = +1);
+ *   a row of K elements takes W = ceil(K / 64) words and the unused high bits of the last word are 0.
+ * A +-1 dot product of length K is then K - 2 * popcount(a XOR b) summed over the words.
+ *
+ * The functions below do no argument checking: minibnn/xnor.py validates every argument before calling them
+ * (through the Cython wrapper kernels/_xnor.pyx), so a call here always has consistent shapes.
+ * They return MB_OK, or MB_ERR_NOMEM when a scratch buffer could not be allocated.
+ */
+#ifndef MB_KERNELS_H
+#define MB_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Kernel paths; which are compiled in and which the CPU runs is answered by mb_path_supported(). */
+enum { MB_PATH_SCALAR = 0, MB_PATH_AVX2 = 1, MB_PATH_AVX512 = 2, MB_PATH_NEON = 3, MB_NPATHS = 4 };
+
+/* What the GEMM / convolution epilogue writes for each accumulator acc (an int32 +-1 dot product). */
+enum {
+    MB_OUT_INT32 = 0,   /* out[m, n] = acc                                                        int32   */
+    MB_OUT_FLOAT32 = 1, /* out[m, n] = float(acc) * scale[n] + bias[n]   (either may be absent)   float32 */
+    MB_OUT_BITS = 2     /* bit n of row m = 1 (that is -1) unless acc >= threshold[n]
+                           (acc <= threshold[n] where direction[n] < 0); packed along n            uint64 */
+};
+
+enum { MB_OK = 0, MB_ERR_NOMEM = 1 };
+
+typedef struct {
+    int mode;                   /* MB_OUT_* */
+    int32_t k;                  /* true length of the dot products */
+    void *out;                  /* output rows: int32, float32 or uint64 words according to mode */
+    int64_t ldo;                /* output row stride in elements of the output type */
+    const float *scale;         /* length N or NULL */
+    const float *bias;          /* length N or NULL */
+    const int32_t *threshold;   /* length N (MB_OUT_BITS) */
+    const int8_t *direction;    /* length N of +1/-1, or NULL for all +1 (MB_OUT_BITS) */
+} mb_epilogue_t;
+
+typedef struct {
+    int popcnt, avx, avx2, avx512f, avx512bw, avx512vl, avx512vpopcntdq, neon;
+    int os_ymm, os_zmm;         /* the OS saves the YMM / ZMM register state (XGETBV) */
+} mb_cpu_t;
+
+void mb_cpu_detect(mb_cpu_t *cpu);
+int mb_path_compiled(int path);     /* the compiler could build this path's kernels */
+int mb_path_supported(int path);    /* compiled and the CPU can run it */
+int mb_best_path(void);
+int mb_openmp_enabled(void);
+int mb_max_threads(void);
+/* Spends a known number of core cycles (returned; 0 if not available here), to measure the clock. */
+uint64_t mb_clock_probe(uint64_t n);
+
+/* Pack rows of k values (row-major, contiguous) into rows of ceil(k/64) words: bit = (x < 0). */
+int mb_pack_f32(int path, const float *x, int64_t rows, int64_t k, uint64_t *out, int nthreads);
+int mb_pack_f64(int path, const double *x, int64_t rows, int64_t k, uint64_t *out, int nthreads);
+int mb_pack_i8(int path, const int8_t *x, int64_t rows, int64_t k, uint64_t *out, int nthreads);
+
+/* acc[m, n] = k - 2 * sum_w popcount(a[m, w] ^ b[n, w]) for a (m_rows, w) and b (n_rows, w), then the epilogue.
+ * For MB_OUT_BITS the output must be zero-filled by the caller (bits are OR-ed in). */
+int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int64_t n_rows, int64_t w,
+            const mb_epilogue_t *epi, int nthreads);
+
+/* NHWC binary convolution. x: (batch, h, w, wc) words, weights: (o, kh, kw, wc) words, channels = true C.
+ * pad_value: +1 or -1 (padding pixels are +1 or -1 in every channel) or 0 (exact zero padding, computed as
+ * +1 padding minus a correction term). The output rows are the (batch, oh, ow) pixels in order. */
+int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc,
+              const uint64_t *weights, int64_t o, int64_t kh, int64_t kw, int64_t channels,
+              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int pad_value, int64_t oh, int64_t ow,
+              const mb_epilogue_t *epi, int nthreads);
+
+/* Max-pool on packed bits: AND of the window's words (max of +-1 values); padding pixels are skipped. */
+int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc, int64_t kh, int64_t kw,
+                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow, uint64_t *out,
+                 int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

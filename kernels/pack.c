@@ -1,0 +1,243 @@
+/* pack.c -- packing real or +-1 rows into sign bits, and max-pooling packed bits.
+ *
+ * Bit j of word w of a row is (x[64 w + j] < 0): -1 (and any negative) -> 1, +1, +0.0, -0.0 and NaN -> 0,
+ * so sign(0) = +1. The unused high bits of a row's last word stay 0. The SIMD versions compare with an ordered
+ * "less than" (never the raw sign bit, which is set for -0.0) and must agree with the scalar loop exactly. */
+#include "mb_internal.h"
+
+#if MB_HAVE_X86_SIMD
+#include <immintrin.h>
+#endif
+
+#define MB_PARALLEL_MIN 65536 /* elements below which threads cost more than they save */
+
+#define SCALAR_PACK_ROW(T)                                                                                        \
+    static void pack_row_##T(const T *x, int64_t k, uint64_t *out)                                               \
+    {                                                                                                             \
+        int64_t w, nw = (k + 63) / 64;                                                                            \
+        for (w = 0; w < nw; w++) {                                                                                \
+            const T *p = x + 64 * w;                                                                              \
+            int64_t j, len = (k - 64 * w < 64) ? k - 64 * w : 64;                                                 \
+            uint64_t word = 0;                                                                                    \
+            for (j = 0; j < len; j++) word |= (uint64_t)(p[j] < 0) << j;                                          \
+            out[w] = word;                                                                                        \
+        }                                                                                                         \
+    }
+SCALAR_PACK_ROW(float)
+SCALAR_PACK_ROW(double)
+SCALAR_PACK_ROW(int8_t)
+
+#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+/* SSE2 is part of every x86-64 CPU: the scalar path packs with it (4 floats / 2 doubles / 16 bytes a compare) */
+#include <emmintrin.h>
+static void pack_row_f32_base(const float *x, int64_t k, uint64_t *out)
+{
+    const __m128 zero = _mm_setzero_ps();
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const float *p = x + 64 * w;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 16; c++) word |= (uint64_t)_mm_movemask_ps(_mm_cmplt_ps(_mm_loadu_ps(p + 4 * c), zero)) << (4 * c);
+        out[w] = word;
+    }
+    if (k % 64) pack_row_float(x + 64 * full, k - 64 * full, out + full);
+}
+static void pack_row_f64_base(const double *x, int64_t k, uint64_t *out)
+{
+    const __m128d zero = _mm_setzero_pd();
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const double *p = x + 64 * w;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 32; c++) word |= (uint64_t)_mm_movemask_pd(_mm_cmplt_pd(_mm_loadu_pd(p + 2 * c), zero)) << (2 * c);
+        out[w] = word;
+    }
+    if (k % 64) pack_row_double(x + 64 * full, k - 64 * full, out + full);
+}
+static void pack_row_i8_base(const int8_t *x, int64_t k, uint64_t *out)
+{
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const int8_t *p = x + 64 * w;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 4; c++)
+            word |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * c))) << (16 * c);
+        out[w] = word;
+    }
+    if (k % 64) pack_row_int8_t(x + 64 * full, k - 64 * full, out + full);
+}
+#else
+#define pack_row_f32_base pack_row_float
+#define pack_row_f64_base pack_row_double
+#define pack_row_i8_base pack_row_int8_t
+#endif
+
+#if MB_HAVE_X86_SIMD
+static MB_TARGET_AVX512 void pack_row_f32_avx512(const float *x, int64_t k, uint64_t *out)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t w, full = k / 64, rest = k % 64;
+    for (w = 0; w < full; w++) {
+        const float *p = x + 64 * w;
+        uint64_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
+        uint64_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+        uint64_t m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), zero, _CMP_LT_OQ);
+        uint64_t m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), zero, _CMP_LT_OQ);
+        out[w] = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+    }
+    if (rest) { /* masked loads never touch memory past the row */
+        const float *p = x + 64 * full;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 4; c++) {
+            int64_t cnt = rest - 16 * c;
+            __mmask16 lm;
+            if (cnt <= 0) break;
+            lm = (__mmask16)(cnt >= 16 ? 0xFFFF : ((1u << cnt) - 1));
+            word |= (uint64_t)_mm512_mask_cmp_ps_mask(lm, _mm512_maskz_loadu_ps(lm, p + 16 * c), zero, _CMP_LT_OQ)
+                    << (16 * c);
+        }
+        out[full] = word;
+    }
+}
+
+static MB_TARGET_AVX512 void pack_row_f64_avx512(const double *x, int64_t k, uint64_t *out)
+{
+    const __m512d zero = _mm512_setzero_pd();
+    int64_t w, nw = (k + 63) / 64;
+    for (w = 0; w < nw; w++) {
+        const double *p = x + 64 * w;
+        int64_t len = (k - 64 * w < 64) ? k - 64 * w : 64;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 8; c++) {
+            int64_t cnt = len - 8 * c;
+            __mmask8 lm;
+            if (cnt <= 0) break;
+            lm = (__mmask8)(cnt >= 8 ? 0xFF : ((1u << cnt) - 1));
+            word |= (uint64_t)_mm512_mask_cmp_pd_mask(lm, _mm512_maskz_loadu_pd(lm, p + 8 * c), zero, _CMP_LT_OQ)
+                    << (8 * c);
+        }
+        out[w] = word;
+    }
+}
+
+static MB_TARGET_AVX512 void pack_row_i8_avx512(const int8_t *x, int64_t k, uint64_t *out)
+{
+    int64_t w, full = k / 64, rest = k % 64;
+    for (w = 0; w < full; w++) out[w] = (uint64_t)_mm512_movepi8_mask(_mm512_loadu_si512((const void *)(x + 64 * w)));
+    if (rest) {
+        __mmask64 lm = ((__mmask64)1 << rest) - 1;
+        out[full] = (uint64_t)_mm512_movepi8_mask(_mm512_maskz_loadu_epi8(lm, x + 64 * full)) & lm;
+    }
+}
+
+static MB_TARGET_AVX2 void pack_row_f32_avx2(const float *x, int64_t k, uint64_t *out)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const float *p = x + 64 * w;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 8; c++)
+            word |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + 8 * c), zero, _CMP_LT_OQ))
+                    << (8 * c);
+        out[w] = word;
+    }
+    if (k % 64) pack_row_float(x + 64 * full, k - 64 * full, out + full);
+}
+
+static MB_TARGET_AVX2 void pack_row_f64_avx2(const double *x, int64_t k, uint64_t *out)
+{
+    const __m256d zero = _mm256_setzero_pd();
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const double *p = x + 64 * w;
+        uint64_t word = 0;
+        int c;
+        for (c = 0; c < 16; c++)
+            word |= (uint64_t)(unsigned)_mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(p + 4 * c), zero, _CMP_LT_OQ))
+                    << (4 * c);
+        out[w] = word;
+    }
+    if (k % 64) pack_row_double(x + 64 * full, k - 64 * full, out + full);
+}
+
+static MB_TARGET_AVX2 void pack_row_i8_avx2(const int8_t *x, int64_t k, uint64_t *out)
+{
+    int64_t w, full = k / 64;
+    for (w = 0; w < full; w++) {
+        const int8_t *p = x + 64 * w;
+        uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)p));
+        uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(p + 32)));
+        out[w] = lo | (hi << 32);
+    }
+    if (k % 64) pack_row_int8_t(x + 64 * full, k - 64 * full, out + full);
+}
+#endif
+
+#define PACK_DRIVER(NAME, T, ROW_SCALAR, ROW_AVX2, ROW_AVX512)                                                   \
+    int NAME(int path, const T *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)                         \
+    {                                                                                                             \
+        int64_t r, nw = (k + 63) / 64;                                                                            \
+        void (*row)(const T *, int64_t, uint64_t *) = ROW_SCALAR;                                                 \
+        PACK_SELECT(ROW_AVX2, ROW_AVX512)                                                                         \
+        (void)nthreads;                                                                                           \
+        PACK_PRAGMA                                                                                               \
+        for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
+        return MB_OK;                                                                                             \
+    }
+
+#if MB_HAVE_X86_SIMD
+#define PACK_SELECT(ROW_AVX2, ROW_AVX512)                                                                         \
+    if (path == MB_PATH_AVX512) row = ROW_AVX512;                                                                 \
+    else if (path == MB_PATH_AVX2) row = ROW_AVX2;
+#else
+#define PACK_SELECT(ROW_AVX2, ROW_AVX512) (void)path;
+#endif
+
+#if defined(_OPENMP)
+#define PACK_PRAGMA                                                                                               \
+    _Pragma("omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : omp_get_max_threads()) if (rows * k >= MB_PARALLEL_MIN)")
+#else
+#define PACK_PRAGMA
+#endif
+
+PACK_DRIVER(mb_pack_f32, float, pack_row_f32_base, pack_row_f32_avx2, pack_row_f32_avx512)
+PACK_DRIVER(mb_pack_f64, double, pack_row_f64_base, pack_row_f64_avx2, pack_row_f64_avx512)
+PACK_DRIVER(mb_pack_i8, int8_t, pack_row_i8_base, pack_row_i8_avx2, pack_row_i8_avx512)
+
+int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc, int64_t kh, int64_t kw,
+                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow, uint64_t *out,
+                 int nthreads)
+{
+    int64_t row;
+    (void)nthreads;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : omp_get_max_threads()) if (batch * oh * ow * wc * kh * kw >= MB_PARALLEL_MIN)
+#endif
+    for (row = 0; row < batch * oh; row++) {
+        const int64_t b = row / oh, y = row % oh;
+        int64_t xo, i, j, c;
+        for (xo = 0; xo < ow; xo++) {
+            uint64_t *o = out + ((row * ow) + xo) * wc;
+            for (c = 0; c < wc; c++) o[c] = ~(uint64_t)0; /* AND identity; every window holds a real pixel */
+            for (i = 0; i < kh; i++) {
+                const int64_t iy = y * sh - ph + i;
+                if (iy < 0 || iy >= h) continue;
+                for (j = 0; j < kw; j++) {
+                    const int64_t ix = xo * sw - pw + j;
+                    const uint64_t *p;
+                    if (ix < 0 || ix >= w) continue;
+                    p = x + ((b * h + iy) * w + ix) * wc;
+                    for (c = 0; c < wc; c++) o[c] &= p[c]; /* max of +-1 = -1 only if all are -1: AND of bits */
+                }
+            }
+        }
+    }
+    return MB_OK;
+}
