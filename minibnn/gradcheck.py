@@ -129,3 +129,38 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float
             )
 
     return True
+
+
+def gradcheck_module(module, *inputs, **kwargs) -> bool:
+    """:func:`gradcheck` of a module with respect to its inputs *and* every one of its parameters, in float64.
+
+    The module is converted to float64 in place (``module.astype(np.float64)``). For the check, the tensors
+    gradcheck differentiates are put in place of the module's parameters during each call, and the
+    parameters are put back afterwards. Keyword arguments go to :func:`gradcheck`.
+
+    Example:
+        >>> from minibnn.layers import Linear
+        >>> gradcheck_module(Linear(3, 2), np.ones((4, 3)))
+        True
+    """
+    module.astype(np.float64)
+    named = list(module.named_parameters())
+    owners = {}
+    for mod_name, mod in module.named_modules():
+        for attr in mod._parameters:
+            owners.setdefault(id(getattr(mod, attr)), (mod, attr))
+    slots = [owners[id(p)] for _, p in named]
+
+    def call(*args):
+        xs, params = args[:len(inputs)], args[len(inputs):]
+        saved = [getattr(mod, attr) for mod, attr in slots]
+        try:
+            for (mod, attr), p in zip(slots, params):
+                object.__setattr__(mod, attr, p)
+            return module(*xs)
+        finally:
+            for (mod, attr), p in zip(slots, saved):
+                object.__setattr__(mod, attr, p)
+
+    call.__qualname__ = f"{type(module).__name__}(...)"
+    return gradcheck(call, *inputs, *[p.data for _, p in named], **kwargs)

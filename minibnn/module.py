@@ -50,6 +50,9 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}.{name} is a Parameter; assign a Parameter (or None), got "
+                            f"{type(value).__name__} (to change its values, assign to .{name}.data)")
         if isinstance(value, (Parameter, Module)) or name not in self._buffers:
             # A buffer stays a buffer when reassigned (BatchNorm updates its running mean this way).
             for table in (self._parameters, self._modules, self._buffers):
@@ -67,6 +70,8 @@ class Module:
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """Keep a non-learnable array (e.g. running statistics) that is saved in ``state_dict``."""
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"register_buffer('{name}'): expected a NumPy array, got {type(value).__name__}")
         self._buffers[name] = True
         self.__setattr__(name, value)
 

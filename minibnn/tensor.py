@@ -110,7 +110,8 @@ class Function:
     ``backward`` needs (``self`` is the op's context).
     ``backward(self, grad)`` receives dL/d(output) and returns dL/d(input) for each positional input, in order
     (a single array if there is one input); ``None`` for an input that needs no gradient.
-    ``self.needs_input_grad[i]`` tells whether input i wants a gradient, so costly work can be skipped.
+    ``self.needs_input_grad[i]`` tells whether input i wants a gradient (known already in ``forward``), so
+    costly work and saved arrays can be skipped.
     """
 
     needs_input_grad: Tuple[bool, ...] = ()
@@ -127,12 +128,12 @@ class Function:
         """Run the op on tensors (or numbers / arrays, taken as constants) and record it for backward."""
         tensors = _as_operands(cls.__name__, inputs)
         ctx = cls()
+        ctx.needs_input_grad = tuple(_grad_enabled and t.requires_grad for t in tensors)
         out = ctx.forward(*(t.data for t in tensors), **options)
-        requires_grad = _grad_enabled and any(t.requires_grad for t in tensors)
+        requires_grad = any(ctx.needs_input_grad)
         result = Tensor(out, requires_grad=requires_grad)
         if requires_grad:
             ctx.inputs = tensors
-            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
             result._ctx = ctx
         return result
 
@@ -297,7 +298,11 @@ class Tensor:
             for parent, pg in zip(ctx.inputs, in_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = unbroadcast(np.asarray(pg, dtype=parent.dtype), parent.shape)
+                pg = np.asarray(pg)
+                if pg.dtype != parent.dtype:
+                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a {pg.dtype} gradient for a "
+                                       f"{parent.dtype} input: an op must keep its inputs' dtype")
+                pg = unbroadcast(pg, parent.shape)
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
 
