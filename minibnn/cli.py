@@ -6,7 +6,7 @@ one with :func:`register_command`; ``main`` builds the parser from the table eac
 
 Example:
     >>> main(["demo", "--epochs", "1", "--no-progress"])  # doctest: +ELLIPSIS
-    minibnn demo: 19722 parameters, ...
+    minibnn demo: 151562 parameters, ...
     epoch 1/1  train loss ...
     test accuracy: ...
     0
@@ -68,14 +68,15 @@ def main(argv: Optional[List[str]] = None) -> int:
 # minibnn demo
 # --------------------------------------------------------------------------------------------------------------
 def build_demo_model(hidden: int = 256):
-    """The demo's network for the 8x8 digits: 64 -> hidden -> 10 with BatchNorm and ReLU.
+    """The demo's binary MLP for the 8x8 digits (BinaryNet's layout, Courbariaux/Hubara et al. 2016).
 
-    ``Linear(64, hidden) -> BatchNorm1d(hidden) -> ReLU -> Linear(hidden, 10)``, float weights.
+    ``Flatten -> Linear(64, hidden) -> BatchNorm1d -> [sign -> BinaryLinear(hidden, hidden) -> BatchNorm1d] x 2
+    -> Hardtanh -> Linear(hidden, 10)``: binary weights and activations in the hidden layers, full-precision
+    first and last layers as in the papers.
     """
-    from .layers import BatchNorm1d, Linear, ReLU
-    from .module import Sequential
+    from .models import bnn_mlp
 
-    return Sequential(Linear(64, hidden), BatchNorm1d(hidden), ReLU(), Linear(hidden, 10))
+    return bnn_mlp(in_features=64, num_classes=10, hidden_units=hidden, num_hidden=3)
 
 
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .optim import Adam
     from .random import manual_seed
     from .schedulers import CosineAnnealingLR
+    from .summary import summary
     from .training import evaluate, fit
 
     if args.epochs < 1:
@@ -114,12 +116,14 @@ def run_demo(args: argparse.Namespace) -> int:
         progress=not args.no_progress, seed=args.seed)
     loss, accuracy = evaluate(model, test, loss_fn)
     correct = int(round(accuracy * len(y_test)))
-    print(f"test accuracy: {100 * accuracy:.2f}% ({correct}/{len(y_test)}), test loss {loss:.4f}, "
-          f"{time.perf_counter() - started:.1f} s", flush=True)
+    size = summary(model, (64,), print_fn=None)
+    print(f"test accuracy: {100 * accuracy:.2f}% ({correct}/{len(y_test)}), test loss {loss:.4f}; "
+          f"packed model {size.packed_bytes / 1024:.1f} KiB vs {size.float32_bytes / 1024:.1f} KiB in float32 "
+          f"({size.compression_ratio:.1f}x smaller); {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
-register_command("demo", "train a small MLP on the bundled 8x8 digits and print its test accuracy",
+register_command("demo", "train a small binary MLP on the bundled 8x8 digits and print its test accuracy and packed size",
                  _add_demo_arguments, run_demo)
 
 

@@ -3,7 +3,7 @@
 One training step, the whole idea:
 
     out = model(Tensor(x));  loss = loss_fn(out, y) [+ extra_loss(model)]
-    optimizer.zero_grad();  loss.backward();  optimizer.step()
+    optimizer.zero_grad();  loss.backward();  optimizer.step();  apply_constraints(model)
 
 ``fit`` wraps that step in the loops over batches and epochs and adds what a real run needs: train/eval modes,
 a tqdm progress bar, per-epoch lines, validation, a learning-rate scheduler, callbacks (e.g. saving a checkpoint
@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from .constraints import apply_constraints
 from .checkpoint import save_checkpoint
 from .module import Module
 from .random import manual_seed
@@ -254,6 +255,7 @@ def _train_epoch(model: Module, loader: Iterable, loss_fn: Callable, optimizer, 
             optimizer.zero_grad()
             total.backward()
             optimizer.step()
+            apply_constraints(model)
             totals.add(len(y), float(loss.item()), _correct(out.data, y),
                        {k: f(out.data, y) for k, f in metrics.items()}, extra)
             if progress:
@@ -276,7 +278,8 @@ def fit(model: Module, train_loader: Iterable, loss_fn: Callable, optimizer, epo
     """Train ``model`` for ``epochs`` epochs; return the per-epoch :class:`History`.
 
     Each batch: ``loss = loss_fn(model(x), y) + extra_loss(model)``, then ``optimizer.zero_grad()``,
-    ``loss.backward()``, ``optimizer.step()``. After each epoch: validation (if ``val_loader``), then
+    ``loss.backward()``, ``optimizer.step()``, then each layer's weight constraint (e.g. the latent-weight clip of
+    binary layers, :func:`minibnn.constraints.apply_constraints`). After each epoch: validation (if ``val_loader``), then
     ``scheduler.step()`` (if any), then the per-epoch line, then the callbacks.
 
     Args:

@@ -11,7 +11,8 @@ import pytest
 from minibnn import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ACCURACY = re.compile(r"^test accuracy: (\d+\.\d+)% \((\d+)/359\)", re.MULTILINE)
+ACCURACY = re.compile(r"^test accuracy: (\d+\.\d+)% \((\d+)/359\), test loss \d+\.\d+; packed model "
+                      r"(\d+\.\d) KiB vs (\d+\.\d) KiB in float32", re.MULTILINE)
 
 
 def test_demo_in_process_prints_epochs_and_test_accuracy(capsys):
@@ -28,6 +29,7 @@ def test_demo_with_default_epochs_reaches_90_percent(capsys):
     assert cli.main(["demo", "--no-progress"]) == 0
     match = ACCURACY.search(capsys.readouterr().out)
     assert match and float(match.group(1)) >= 90.0
+    assert float(match.group(3)) < float(match.group(4)) / 4  # the binary hidden layers pack 32 weights a word
 
 
 def test_demo_is_repeatable_for_a_seed(capsys):
@@ -78,7 +80,9 @@ def test_register_command_adds_a_subcommand(capsys, monkeypatch):
         cli.register_command("two words", "x", add_arguments, run)
 
 
-def test_demo_model_builder_is_one_small_function():
+def test_demo_model_is_a_binary_mlp_with_float_first_and_last_layers():
     model = cli.build_demo_model()
-    assert [type(m).__name__ for m in model] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
-    assert model[0].in_features == 64 and model[-1].out_features == 10
+    assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "BatchNorm1d", "QuantLinear", "BatchNorm1d",
+                                                 "QuantLinear", "BatchNorm1d", "Hardtanh", "Linear"]
+    assert model[1].in_features == 64 and model[-1].out_features == 10
+    assert all(m.is_binary for m in model if type(m).__name__ == "QuantLinear")
