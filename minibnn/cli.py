@@ -88,7 +88,18 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Train the demo model on the bundled digits (Adam, cosine schedule) and print the test accuracy."""
+    """Train the demo model on the bundled digits (Adam, cosine schedule) and print the test accuracy.
+
+    The matrices here are tiny (batch 32, width 256), where a second BLAS thread only adds synchronisation,
+    and on a busy machine a lot of it; the demo therefore runs BLAS on one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_demo(args)
+
+
+def _train_demo(args: argparse.Namespace) -> int:
     from .data import ArrayDataset, DataLoader, load_digits
     from .losses import CrossEntropyLoss
     from .optim import Adam
