@@ -142,8 +142,12 @@ class Function:
 
 
 def _as_operands(op: str, inputs: Sequence[Any]) -> Tuple["Tensor", ...]:
-    """Tensors pass through; numbers and arrays become constant tensors of the first tensor's dtype."""
-    dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), np.dtype(np.float32))
+    """Tensors pass through; numbers and arrays become constants of the first tensor's dtype (with no tensor:
+    of the first float32/float64 array's dtype, else float32)."""
+    dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), None)
+    if dtype is None:
+        dtype = next((x.dtype for x in inputs if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES),
+                     np.dtype(np.float32))
     tensors = []
     for i, x in enumerate(inputs):
         if isinstance(x, Tensor):

@@ -6,11 +6,12 @@ uses ``positive_arrays``, a test of relu adds an offset that keeps inputs off ze
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import settings, strategies as st
+from hypothesis import Phase, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-settings.register_profile("minibnn", deadline=None, max_examples=25, derandomize=False,
-                          suppress_health_check=[])
+# No "explain" phase: it costs seconds per failing test and a failing CI run should stay short.
+settings.register_profile("minibnn", deadline=None, max_examples=25,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
 settings.load_profile("minibnn")
 
 #: the cost tiers for @settings(max_examples=...): cheap elementwise checks, full Jacobians, trainings.
