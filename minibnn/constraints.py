@@ -40,6 +40,7 @@ from typing import Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from .registry import Registry
 from .module import Module
 from .tensor import Tensor
 
@@ -105,24 +106,9 @@ def weight_clip(clip_value: float = 1.0) -> WeightClip:
 # --------------------------------------------------------------------------------------------------------------
 # Registry: names -> constraints
 # --------------------------------------------------------------------------------------------------------------
-_REGISTRY: Dict[str, Callable[..., Constraint]] = {}
-
-
-def register(names_: Union[str, Sequence[str]], factory: Callable[..., Constraint]) -> None:
-    """Make ``get(name)`` return ``factory()`` for each of ``names_``.
-
-    Raises:
-        ValueError: if a name is already taken.
-    """
-    for name in [names_] if isinstance(names_, str) else list(names_):
-        if name in _REGISTRY:
-            raise ValueError(f"register: the constraint name {name!r} is already taken")
-        _REGISTRY[name] = factory
-
-
-def names() -> list:
-    """Every registered constraint name, sorted."""
-    return sorted(_REGISTRY)
+_REGISTRY = Registry("constraint", base=Constraint)
+register = _REGISTRY.register
+names = _REGISTRY.names
 
 
 def get(identifier, **kwargs) -> Optional[Callable[[np.ndarray], np.ndarray]]:
@@ -141,16 +127,7 @@ def get(identifier, **kwargs) -> Optional[Callable[[np.ndarray], np.ndarray]]:
         >>> get("weight_clip", clip_value=2)
         WeightClip(clip_value=2)
     """
-    if identifier is None or callable(identifier):
-        if kwargs:
-            raise TypeError(f"constraints.get: keyword arguments {sorted(kwargs)} only go with a constraint name")
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _REGISTRY:
-            raise ValueError(f"unknown constraint {identifier!r}; known names: {', '.join(names())}")
-        return _REGISTRY[identifier](**kwargs)
-    raise TypeError(f"constraints.get: a constraint is a name (str), a callable or None, got "
-                    f"{type(identifier).__name__}")
+    return _REGISTRY.resolve(identifier, **kwargs)
 
 
 register(["weight_clip", "WeightClip"], WeightClip)

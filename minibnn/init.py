@@ -42,6 +42,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Dict, NamedTuple, Tuple, Union
 
 import numpy as np
+from .registry import Registry
 
 __all__ = [
     "fans", "gain_for", "Distribution", "Initializer",
@@ -585,26 +586,21 @@ class RandomBias(Initializer):
 
 
 # ------------------------------------------------------------------------------------------------ registry
-_REGISTRY: Dict[str, type] = {
-    "zeros": Zeros,
-    "ones": Ones,
-    "constant": Constant,
-    "small_constant": SmallConstant,
-    "uniform": Uniform,
-    "normal": Normal,
-    "glorot_uniform": GlorotUniform,
-    "xavier_uniform": GlorotUniform,
-    "glorot_normal": GlorotNormal,
-    "xavier_normal": GlorotNormal,
-    "he_uniform": HeUniform,
-    "kaiming_uniform": HeUniform,
-    "he_normal": HeNormal,
-    "kaiming_normal": HeNormal,
-    "lecun_uniform": LeCunUniform,
-    "lecun_normal": LeCunNormal,
-    "constant_variance": ConstantVariance,
-    "random_bias": RandomBias,
-}
+_REGISTRY = Registry("initializer", base=Initializer)
+_REGISTRY.register(["zeros"], Zeros)
+_REGISTRY.register(["ones"], Ones)
+_REGISTRY.register(["constant"], Constant)
+_REGISTRY.register(["small_constant"], SmallConstant)
+_REGISTRY.register(["uniform"], Uniform)
+_REGISTRY.register(["normal"], Normal)
+_REGISTRY.register(["glorot_uniform", "xavier_uniform"], GlorotUniform)
+_REGISTRY.register(["glorot_normal", "xavier_normal"], GlorotNormal)
+_REGISTRY.register(["he_uniform", "kaiming_uniform"], HeUniform)
+_REGISTRY.register(["he_normal", "kaiming_normal"], HeNormal)
+_REGISTRY.register(["lecun_uniform"], LeCunUniform)
+_REGISTRY.register(["lecun_normal"], LeCunNormal)
+_REGISTRY.register(["constant_variance"], ConstantVariance)
+_REGISTRY.register(["random_bias"], RandomBias)
 
 
 def names() -> Tuple[str, ...]:
@@ -614,7 +610,7 @@ def names() -> Tuple[str, ...]:
         >>> "glorot_uniform" in names() and "xavier_uniform" in names()
         True
     """
-    return tuple(sorted(_REGISTRY))
+    return tuple(_REGISTRY.names())
 
 
 def get(name_or_callable: Union[str, type, Callable], **kwargs: Any) -> Callable:
@@ -631,18 +627,4 @@ def get(name_or_callable: Union[str, type, Callable], **kwargs: Any) -> Callable
         >>> get(zeros) is zeros
         True
     """
-    if isinstance(name_or_callable, str):
-        if name_or_callable not in _REGISTRY:
-            raise ValueError(f"get: unknown initializer name {name_or_callable!r}; valid names: "
-                             f"{', '.join(names())}")
-        return _REGISTRY[name_or_callable](**kwargs)
-    if isinstance(name_or_callable, type) and issubclass(name_or_callable, Initializer):
-        return name_or_callable(**kwargs)
-    if callable(name_or_callable):
-        if kwargs:
-            raise TypeError(f"get: keyword arguments {sorted(kwargs)} only apply to a name or an Initializer "
-                            f"class; got the already-built callable {name_or_callable!r}")
-        return name_or_callable
-    raise TypeError(f"get: expected an initializer name (one of {', '.join(names())}), an Initializer class "
-                    f"or a callable init(shape, rng, dtype); got {name_or_callable!r} "
-                    f"({type(name_or_callable).__name__})")
+    return _REGISTRY.resolve(name_or_callable, allow_none=False, **kwargs)

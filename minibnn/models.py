@@ -60,6 +60,7 @@ from .module import Module, ModuleList, Sequential
 from .normalization import make_norm
 from .quantized import QuantConv2d, QuantLinear
 from .random import get_rng
+from .registry import Registry
 from .tensor import Tensor
 
 __all__ = ["bnn_mlp", "two_layer_mlp", "lenet5", "vgg_small", "vgg7", "bireal_resnet", "BiRealBlock",
@@ -396,15 +397,14 @@ def bireal_resnet(in_channels: int = 3, num_classes: int = 10, image_size: int =
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------------------------
-_BUILDERS: Dict[str, Callable[..., Module]] = {
-    "bnn_mlp": bnn_mlp, "two_layer_mlp": two_layer_mlp, "lenet5": lenet5, "vgg_small": vgg_small, "vgg7": vgg7,
-    "bireal_resnet": bireal_resnet,
-}
+_BUILDERS = Registry("model")
+for _builder in (bnn_mlp, two_layer_mlp, lenet5, vgg_small, vgg7, bireal_resnet):
+    _BUILDERS.register(_builder.__name__, _builder)
 
 
 def names() -> List[str]:
     """The names of the model builders, sorted."""
-    return sorted(_BUILDERS)
+    return _BUILDERS.names()
 
 
 def get(name: str, **kwargs) -> Module:
@@ -414,6 +414,4 @@ def get(name: str, **kwargs) -> Module:
         >>> get("two_layer_mlp", in_features=8, hidden_units=4, num_classes=2)(np.zeros((5, 8))).shape
         (5, 2)
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(names())}")
-    return _BUILDERS[name](**kwargs)
+    return _BUILDERS.create(name, **kwargs)

@@ -48,6 +48,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .module import Module, Parameter
+from .registry import Registry
 from .tensor import Function, Tensor, enable_grad
 
 __all__ = [
@@ -720,24 +721,9 @@ class ShiftedHardtanh(Quantizer):
 # --------------------------------------------------------------------------------------------------------------
 # Registry: string names -> quantizer modules
 # --------------------------------------------------------------------------------------------------------------
-_REGISTRY: Dict[str, Callable[..., Quantizer]] = {}
-
-
-def register(names: Union[str, Sequence[str]], factory: Callable[..., Quantizer]) -> None:
-    """Make ``get(name)`` return ``factory()`` (a new quantizer each time) for each of ``names``.
-
-    Raises:
-        ValueError: if a name is already taken.
-    """
-    for name in [names] if isinstance(names, str) else list(names):
-        if name in _REGISTRY:
-            raise ValueError(f"register: the quantizer name {name!r} is already taken")
-        _REGISTRY[name] = factory
-
-
-def names() -> list:
-    """Every registered quantizer name, sorted."""
-    return sorted(_REGISTRY)
+_REGISTRY = Registry("quantizer", base=Quantizer)
+register = _REGISTRY.register
+names = _REGISTRY.names
 
 
 def get(identifier, **kwargs):
@@ -757,19 +743,10 @@ def get(identifier, **kwargs):
         >>> get("ss_10")
         SwishSign(name='ss_10', precision=1, beta=10, trainable=False)
     """
-    if isinstance(identifier, type) and issubclass(identifier, Quantizer):
-        return identifier(**kwargs)
-    if identifier is None or callable(identifier):
-        if kwargs:
-            raise TypeError(f"get: keyword arguments {sorted(kwargs)} only go with a quantizer name")
-        return identifier
+    quantizer = _REGISTRY.resolve(identifier, **kwargs)
     if isinstance(identifier, str):
-        if identifier not in _REGISTRY:
-            raise ValueError(f"unknown quantizer {identifier!r}; known names: {', '.join(names())}")
-        quantizer = _REGISTRY[identifier](**kwargs)
         quantizer.name = identifier
-        return quantizer
-    raise TypeError(f"get: a quantizer is a name (str), a callable or None, got {type(identifier).__name__}")
+    return quantizer
 
 
 _partial = functools.partial
