@@ -1,8 +1,8 @@
 """Tests for minibnn.theory: every closed form against its Monte-Carlo twin, with a tolerance from the sample.
 
 Statistical tolerance: a prediction agrees when |predicted - measured| <= Z·stderr. Z is chosen so that the
-whole file, with at most MAX_COMPARISONS such comparisons (counted, and asserted at the end), fails by chance
-with probability <= FAMILY_ALPHA (Bonferroni over two-sided normal tails): Z = Φ⁻¹(1 - α/(2m)) ≈ 6.1.
+whole file, with at most FAMILY.max_comparisons such comparisons (counted, and asserted at the end), fails by chance
+with probability <= FAMILY.alpha (Bonferroni over two-sided normal tails): Z = Φ⁻¹(1 - α/(2m)) ≈ 6.1.
 Each wrong formula is checked by the same rule and must be rejected: the samples are sized so that its
 error is many times Z·stderr. Exact statements (integer thresholds, gradients of the threshold and the
 BatchNorm bias) are tested exactly; finite differences use float64 central differences (error O(h²)).
@@ -20,38 +20,16 @@ from hypothesis import assume, given, settings, strategies as st
 from scipy import stats
 
 import strategies  # noqa: F401  (registers the project's hypothesis profile)
+from montecarlo import Family
 from minibnn import theory as T
 
-FAMILY_ALPHA = 1e-6
-MAX_COMPARISONS = 600
-Z = float(stats.norm.isf(FAMILY_ALPHA / (2 * MAX_COMPARISONS)))
-_COMPARISONS = [0]
+FAMILY = Family(max_comparisons=600, alpha=1e-6)
+Z = FAMILY.z
+agrees, assert_agrees, assert_rejected = FAMILY.agrees, FAMILY.assert_agrees, FAMILY.assert_rejected
+_family_size = FAMILY.fixture()
 
 seeds = st.integers(0, 2 ** 32 - 1)
 probabilities = st.floats(0.05, 0.95)
-
-
-def agrees(check: T.Check) -> bool:
-    """The family-wise agreement rule (and the count behind Z)."""
-    _COMPARISONS[0] += 1
-    return check.agrees_at(Z)
-
-
-def assert_agrees(check: T.Check) -> None:
-    assert agrees(check), f"{check!r} (family-wise Z = {Z:.2f})"
-
-
-def assert_rejected(check: T.Check, wrong: float) -> None:
-    """The same check with a wrong prediction must disagree."""
-    bad = replace(check, predicted=float(wrong), z=Z)
-    assert not bad.agrees, f"wrong formula not rejected: {bad!r}"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _family_size():
-    yield
-    assert _COMPARISONS[0] <= MAX_COMPARISONS, (
-        f"{_COMPARISONS[0]} comparisons ran, but Z assumed at most {MAX_COMPARISONS}: raise MAX_COMPARISONS")
 
 
 def rng_of(seed: int) -> np.random.Generator:
@@ -252,7 +230,7 @@ def test_theorem1_with_batchnorm_converges_as_width_and_batch_grow():
 
     small, small_se = relative_error(16, 32, 1, 1500)
     large, large_se = relative_error(64, 128, 2, 60)
-    _COMPARISONS[0] += 1
+    FAMILY.count += 1
     assert small - abs(large) > Z * math.hypot(small_se, large_se), (small, large, small_se, large_se)
     # and with BatchNorm the gradient does not explode: without it, layer 1 gets K_2·K_3 = 64² times V(g^L)
     assert T.theorem1_gradient_variance((64,) * 4, batchnorm=False)[0] == 64.0 ** 2

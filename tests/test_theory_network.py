@@ -5,57 +5,34 @@ BatchNorm1d, the Tensor engine's backward, read by an ActivationRecorder); each 
 network, so the stderr of a per-layer mean square is the spread over networks / sqrt(seeds).
 
 Statistical tolerance, as in test_theory.py: a prediction agrees when |predicted - measured| <= Z·stderr, with
-Z = Φ⁻¹(1 - α/(2m)) for a family-wise false-failure rate α = 1e-6 over at most m = MAX_COMPARISONS comparisons
+Z = Φ⁻¹(1 - α/(2m)) for a family-wise false-failure rate α = 1e-6 over at most m = FAMILY.max_comparisons comparisons
 (counted, and asserted at the end): Z ≈ 6.0. Every wrong formula is checked by the same rule and must be
 rejected. Eq. 1 against autograd is an exact comparison (float64 rounding, relative 1e-10).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from scipy import stats
 
 import strategies  # noqa: F401  (registers the project's hypothesis profile)
+from montecarlo import Family
 from minibnn import theory as T
 
-FAMILY_ALPHA = 1e-6
-MAX_COMPARISONS = 400
-Z = float(stats.norm.isf(FAMILY_ALPHA / (2 * MAX_COMPARISONS)))
-_COMPARISONS = [0]
+FAMILY = Family(max_comparisons=400, alpha=1e-6)
+Z = FAMILY.z
+agrees, assert_agrees, assert_rejected = FAMILY.agrees, FAMILY.assert_agrees, FAMILY.assert_rejected
+_family_size = FAMILY.fixture()
 
 seeds = st.integers(0, 2 ** 31)
-
-
-def agrees(check: T.Check) -> bool:
-    """The family-wise agreement rule (and the count behind Z)."""
-    _COMPARISONS[0] += 1
-    return check.agrees_at(Z)
-
-
-def assert_agrees(check: T.Check) -> None:
-    assert agrees(check), f"{check!r} (family-wise Z = {Z:.2f})"
-
-
-def assert_rejected(check: T.Check, wrong: float) -> None:
-    """The same check with a wrong prediction must disagree."""
-    bad = replace(check, predicted=float(wrong), z=Z)
-    assert not bad.agrees, f"wrong formula not rejected: {bad!r}"
 
 
 def networks(seed: int, count: int) -> range:
     """``count`` seeds, one network each, starting at a drawn one."""
     return range(seed, seed + count)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _family_size():
-    yield
-    assert _COMPARISONS[0] <= MAX_COMPARISONS, (
-        f"{_COMPARISONS[0]} comparisons ran, but Z assumed at most {MAX_COMPARISONS}: raise MAX_COMPARISONS")
 
 
 # --- eq. 1 against the engine's BatchNorm1d backward ---------------------------------------------------------
@@ -197,7 +174,7 @@ def test_theorem1_with_batchnorm_approached_as_width_and_batch_grow():
 
     small, small_se = relative_excess(16, 32, 300)
     large, large_se = relative_excess(64, 128, 150)
-    _COMPARISONS[0] += 2
+    FAMILY.count += 2
     assert small - large > Z * math.hypot(small_se, large_se), (small, large, small_se, large_se)
     assert 0.0 < large - Z * large_se and large + Z * large_se < 0.10, (large, large_se)
 
