@@ -2,10 +2,11 @@
 
     python benchmarks/bench_conv.py [--threads N] [--quick]
 
-Per layer (batch 64, 3x3, stride 1, padding 1): NumPy im2col + float32 matmul (zero padding), the binary convolution
-(one-padding, the BNN default) with the float32 activations packed on every call (pack+conv) and without (conv),
-the cost of exact zero padding (correction term) over one-padding, binary MACs per cycle per core, and PyTorch's float32 conv2d when torch is
-importable. Every figure comes from this run, with the same thread count for every library.
+Per layer (batch 64, 3x3, stride 1, padding 1): NumPy im2col + float32 matmul (zero padding), the binary
+convolution (one-padding, the BNN default) with the float32 activations packed on every call (pack+conv) and
+without (conv), the cost of exact zero padding (correction term) over one-padding, binary MACs per cycle per
+core, and PyTorch's float32 conv2d when torch is importable. Every figure comes from this run, with the same
+thread count for every library.
 """
 from __future__ import annotations
 

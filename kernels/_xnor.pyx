@@ -17,6 +17,9 @@ cdef extern from "mb_kernels.h" nogil:
         MB_OUT_BITS
         MB_OK
         MB_ERR_NOMEM
+        MB_DTYPE_F32
+        MB_DTYPE_F64
+        MB_DTYPE_I8
     ctypedef struct mb_epilogue_t:
         int mode
         int32_t k
@@ -38,6 +41,12 @@ cdef extern from "mb_kernels.h" nogil:
     int mb_pack_f32(int path, const float *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)
     int mb_pack_f64(int path, const double *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)
     int mb_pack_i8(int path, const int8_t *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)
+    int mb_pack_scaled_f32(int path, const float *x, int64_t rows, int64_t k, uint64_t *out, float *mag,
+                           int nthreads)
+    int mb_pack_scaled_f64(int path, const double *x, int64_t rows, int64_t k, uint64_t *out, double *mag,
+                           int nthreads)
+    int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, const uint64_t *b,
+                     int64_t n_rows, const mb_epilogue_t *epi, int nthreads)
     int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int64_t n_rows, int64_t w,
                 const mb_epilogue_t *epi, int nthreads)
     int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc,
@@ -122,6 +131,20 @@ def pack_i8(str path, const int8_t[:, ::1] x, uint64_t[:, ::1] out, int nthreads
     _check(s)
 
 
+def pack_scaled_f32(str path, const float[:, ::1] x, uint64_t[:, ::1] out, float[::1] mag, int nthreads):
+    cdef int p = PATHS[path], s
+    with nogil:
+        s = mb_pack_scaled_f32(p, &x[0, 0], x.shape[0], x.shape[1], &out[0, 0], &mag[0], nthreads)
+    _check(s)
+
+
+def pack_scaled_f64(str path, const double[:, ::1] x, uint64_t[:, ::1] out, double[::1] mag, int nthreads):
+    cdef int p = PATHS[path], s
+    with nogil:
+        s = mb_pack_scaled_f64(p, &x[0, 0], x.shape[0], x.shape[1], &out[0, 0], &mag[0], nthreads)
+    _check(s)
+
+
 cdef int _epilogue(mb_epilogue_t *e, int64_t k, object out, object scale, object bias, object threshold,
                    object direction) except -1:
     """Fill e from the output array and the optional transform vectors (None when absent)."""
@@ -175,6 +198,34 @@ def gemm(str path, const uint64_t[:, ::1] a, const uint64_t[:, ::1] b, int64_t k
     _epilogue(&e, k, out, scale, bias, threshold, direction)
     with nogil:
         s = mb_gemm(p, &a[0, 0], a.shape[0], &b[0, 0], b.shape[0], a.shape[1], &e, nthreads)
+    _check(s)
+
+
+def gemm_real(str path, a, const uint64_t[:, ::1] b, int64_t k, out, scale, bias, threshold, direction,
+              int nthreads):
+    """As gemm, with a given as real values (M, k) -- float32, float64 or int8, C-contiguous -- packed on the fly."""
+    cdef mb_epilogue_t e
+    cdef int p = PATHS[path], s, dtype
+    cdef const float[:, ::1] af
+    cdef const double[:, ::1] ad
+    cdef const int8_t[:, ::1] ai
+    cdef const void *ptr
+    cdef int64_t m_rows
+    code = a.dtype.char
+    if code == "f":
+        af = a
+        ptr, m_rows, dtype = &af[0, 0], af.shape[0], MB_DTYPE_F32
+    elif code == "d":
+        ad = a
+        ptr, m_rows, dtype = &ad[0, 0], ad.shape[0], MB_DTYPE_F64
+    elif code == "b":
+        ai = a
+        ptr, m_rows, dtype = &ai[0, 0], ai.shape[0], MB_DTYPE_I8
+    else:
+        raise TypeError(f"gemm_real: a must be float32, float64 or int8, got {a.dtype}")
+    _epilogue(&e, k, out, scale, bias, threshold, direction)
+    with nogil:
+        s = mb_gemm_real(p, dtype, ptr, m_rows, k, &b[0, 0], b.shape[0], &e, nthreads)
     _check(s)
 
 

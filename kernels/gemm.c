@@ -6,6 +6,10 @@
  * past them from L2. A unit spans 64 outputs, so packed outputs (MB_OUT_BITS) of one word never come from two
  * threads.
  *
+ * Real (unpacked) activations, mb_gemm_real: each unit is a block of rows of a over all N, packed by the thread
+ * that multiplies it right before use, while the next block's real values are prefetched from memory during
+ * the popcount work (the micro-kernels issue the prefetches, spread over their K loop).
+ *
  * Convolution is the same GEMM on the fly: each unit first gathers its output pixels' receptive fields into a
  * thread-local im2col buffer of packed words (taps x ceil(C/64) words per pixel, a cheap copy next to the
  * popcount work), then runs the micro-kernel on it. Exact zero padding uses +1 padding and subtracts, for each
@@ -92,12 +96,85 @@ int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int6
             const int nvalid = (int)((n1 - n < nt) ? n1 - n : nt);
             for (m = m0; m < m1; m += uk.mr) {
                 const int mr = (int)((m1 - m < uk.mr) ? m1 - m : uk.mr);
-                uk.fn(a + m * w, w, mr, pn, w, m, n, nvalid, epi, NULL);
+                uk.fn(a + m * w, w, mr, pn, w, m, n, nvalid, epi, NULL, NULL);
             }
         }
     }
     mb_aligned_free(panels);
     return MB_OK;
+}
+
+/* Real a: blocks of rows are packed by the thread that multiplies them, into a buffer that stays in L1/L2. While
+ * the micro-kernels work on block u, the real values of block u + 1 are prefetched into L2 a few cache lines per
+ * micro-kernel call, so that reading them (memory-bound) overlaps with the popcounts (compute-bound) instead of
+ * following them. Threads take contiguous ranges of blocks (static schedule), so block u + 1 is usually theirs. */
+#define MB_REAL_BLOCK_BYTES (96 * 1024)
+
+int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, const uint64_t *b, int64_t n_rows,
+                 const mb_epilogue_t *epi, int nthreads)
+{
+    static const size_t esize[3] = {sizeof(float), sizeof(double), sizeof(int8_t)};
+    const size_t es = esize[dtype];
+    const int64_t w = (k + 63) / 64;
+    mb_ukernel_t uk;
+    int64_t nt, npanels, mc, nunits, calls;
+    uint64_t *panels;
+    int failed = 0;
+    if (!mb_get_ukernel(path, &uk)) mb_get_ukernel(MB_PATH_SCALAR, &uk);
+    nt = (int64_t)MB_PANEL * uk.np;
+    npanels = (n_rows + nt - 1) / nt * uk.np;
+    panels = (uint64_t *)mb_aligned_alloc((size_t)(npanels * w * MB_PANEL) * sizeof(uint64_t));
+    if (panels == NULL) return MB_ERR_NOMEM;
+    pack_panels(b, n_rows, w, npanels, panels);
+
+    mc = (int64_t)(MB_REAL_BLOCK_BYTES / ((size_t)k * es)) / uk.mr * uk.mr;
+    if (mc < uk.mr) mc = uk.mr;
+    if (mc > m_rows) mc = (m_rows + uk.mr - 1) / uk.mr * uk.mr;
+    nunits = (m_rows + mc - 1) / mc;
+    calls = ((mc + uk.mr - 1) / uk.mr) * ((n_rows + nt - 1) / nt); /* micro-kernel calls per full block */
+    (void)nthreads;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(MB_THREADS(nthreads)) if (nunits > 1)
+#endif
+    {
+        uint64_t *buf = (uint64_t *)mb_aligned_alloc((size_t)(mc * w) * sizeof(uint64_t));
+        int64_t u;
+        if (buf == NULL) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            failed = 1;
+        }
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (u = 0; u < nunits; u++) {
+            const int64_t r0 = u * mc, r1 = (r0 + mc < m_rows) ? r0 + mc : m_rows;
+            /* the next block's bytes, a share of them prefetched during each micro-kernel call, spread over
+             * its K loop (a burst would stall the loads that the kernel needs) */
+            const char *next = (const char *)a + (size_t)r1 * (size_t)k * es;
+            const char *end = (const char *)a + (size_t)((r1 + mc < m_rows) ? r1 + mc : m_rows) * (size_t)k * es;
+            const int64_t lines_per_call = ((int64_t)(end - next) / 64 + calls - 1) / calls;
+            mb_prefetch_t pf;
+            int64_t m, n;
+            if (buf == NULL) continue;
+            pf.next = next;
+            pf.per_step = (int)((lines_per_call + w - 1) / w);
+            mb_pack_block(path, dtype, (const char *)a + (size_t)r0 * (size_t)k * es, r1 - r0, k, buf);
+            for (n = 0; n < n_rows; n += nt) {
+                const uint64_t *pn = panels + (n / MB_PANEL) * w * MB_PANEL;
+                const int nvalid = (int)((n_rows - n < nt) ? n_rows - n : nt);
+                for (m = r0; m < r1; m += uk.mr) {
+                    const int mr = (int)((r1 - m < uk.mr) ? r1 - m : uk.mr);
+                    pf.end = (pf.next + 64 * lines_per_call < end) ? pf.next + 64 * lines_per_call : end;
+                    uk.fn(buf + (m - r0) * w, w, mr, pn, w, m, n, nvalid, epi, NULL, pf.next < end ? &pf : NULL);
+                }
+            }
+        }
+        mb_aligned_free(buf);
+    }
+    mb_aligned_free(panels);
+    return failed ? MB_ERR_NOMEM : MB_OK;
 }
 
 /* Zero padding: corr[pos][o] = sum of weights[o, tap, :] over the taps of output position pos that fall on
@@ -247,7 +324,7 @@ int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, 
                 for (m = r0; m < r1; m += uk.mr) {
                     const int mr = (int)((r1 - m < uk.mr) ? r1 - m : uk.mr);
                     uk.fn(buf + (m - r0) * kwords, kwords, mr, pn, kwords, m, n, nvalid, epi,
-                          corr != NULL ? crow + (m - r0) : NULL);
+                          corr != NULL ? crow + (m - r0) : NULL, NULL);
                 }
             }
         }

@@ -49,9 +49,35 @@
 #define MB_PANEL 8
 #define MB_TILE_COLS 64 /* row stride of the int32 tile handed to the epilogue; >= 8 * np of every kernel */
 
+/* A hint to bring the cache line at p into L2 ahead of its use (no effect where the compiler has no prefetch). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MB_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2)
+#elif defined(_MSC_VER) && defined(MB_X86)
+#include <xmmintrin.h>
+#define MB_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#else
+#define MB_PREFETCH_L2(p) ((void)(p))
+#endif
+
+/* A stream of cache lines to prefetch into L2 while a micro-kernel computes (the next block of real values of
+ * mb_gemm_real): `per_step` lines per word of its K loop, from `next` up to `end`. NULL: nothing to prefetch. */
+typedef struct {
+    const char *next, *end;
+    int per_step;
+} mb_prefetch_t;
+
+#define MB_PREFETCH_STEP(pf)                                                                                      \
+    do {                                                                                                          \
+        if (pf) {                                                                                                 \
+            int q_;                                                                                               \
+            for (q_ = 0; q_ < (pf)->per_step && (pf)->next < (pf)->end; q_++, (pf)->next += 64)                   \
+                MB_PREFETCH_L2((pf)->next);                                                                       \
+        }                                                                                                         \
+    } while (0)
+
 typedef void (*mb_ukernel_fn)(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w,
                               int64_t m, int64_t n, int nvalid, const mb_epilogue_t *epi,
-                              const int32_t *const *corr);
+                              const int32_t *const *corr, mb_prefetch_t *pf);
 
 typedef struct {
     mb_ukernel_fn fn;
@@ -71,6 +97,11 @@ extern const mb_ukernel_t mb_ukernel_avx512;
 #if defined(MB_ARM_NEON)
 extern const mb_ukernel_t mb_ukernel_neon;
 #endif
+
+/* Pack `rows` consecutive rows of k real values of type dtype (MB_DTYPE_*) into rows of ceil(k/64) words, serially,
+ * with the packing routine of `path` (pack.c). */
+void mb_pack_block(int path, int dtype, const void *x, int64_t rows, int64_t k, uint64_t *out);
+
 
 void *mb_aligned_alloc(size_t bytes);
 void mb_aligned_free(void *p);

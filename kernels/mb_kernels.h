@@ -32,6 +32,9 @@ enum {
 
 enum { MB_OK = 0, MB_ERR_NOMEM = 1 };
 
+/* Element types of real (unpacked) inputs that the kernels pack themselves. */
+enum { MB_DTYPE_F32 = 0, MB_DTYPE_F64 = 1, MB_DTYPE_I8 = 2 };
+
 typedef struct {
     int mode;                   /* MB_OUT_* */
     int32_t k;                  /* true length of the dot products */
@@ -62,10 +65,24 @@ int mb_pack_f32(int path, const float *x, int64_t rows, int64_t k, uint64_t *out
 int mb_pack_f64(int path, const double *x, int64_t rows, int64_t k, uint64_t *out, int nthreads);
 int mb_pack_i8(int path, const int8_t *x, int64_t rows, int64_t k, uint64_t *out, int nthreads);
 
+/* Pack as above, and tell whether each row is a scaled sign vector c * (+-1, ..., +-1): mag[r] = |x[r][0]| when
+ * every |x[r][j]| equals it, NaN otherwise (a NaN anywhere in the row included). One pass over the data: the
+ * check reads each row again while it is still in L1. */
+int mb_pack_scaled_f32(int path, const float *x, int64_t rows, int64_t k, uint64_t *out, float *mag, int nthreads);
+int mb_pack_scaled_f64(int path, const double *x, int64_t rows, int64_t k, uint64_t *out, double *mag,
+                       int nthreads);
+
 /* acc[m, n] = k - 2 * sum_w popcount(a[m, w] ^ b[n, w]) for a (m_rows, w) and b (n_rows, w), then the epilogue.
  * For MB_OUT_BITS the output must be zero-filled by the caller (bits are OR-ed in). */
 int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int64_t n_rows, int64_t w,
             const mb_epilogue_t *epi, int nthreads);
+
+/* The same GEMM with a given as real values (m_rows, k) of type dtype (MB_DTYPE_*), whose signs are packed on the
+ * fly: each block of rows is packed into a small buffer right before the micro-kernels use it, while the next
+ * block is prefetched, so reading the real values overlaps with the popcount work. Results equal
+ * mb_gemm(pack(a), b) bit for bit. */
+int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, const uint64_t *b, int64_t n_rows,
+                 const mb_epilogue_t *epi, int nthreads);
 
 /* NHWC binary convolution. x: (batch, h, w, wc) words, weights: (o, kh, kw, wc) words, channels = true C.
  * pad_value: +1 or -1 (padding pixels are +1 or -1 in every channel) or 0 (exact zero padding, computed as

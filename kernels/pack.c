@@ -5,6 +5,8 @@
  * "less than" (never the raw sign bit, which is set for -0.0) and must agree with the scalar loop exactly. */
 #include "mb_internal.h"
 
+#include <math.h>
+
 #if MB_HAVE_X86_SIMD
 #include <immintrin.h>
 #endif
@@ -80,13 +82,15 @@ static MB_TARGET_AVX512 void pack_row_f32_avx512(const float *x, int64_t k, uint
 {
     const __m512 zero = _mm512_setzero_ps();
     int64_t w, full = k / 64, rest = k % 64;
+    /* each 16-bit mask goes straight from its mask register to its quarter of the word (little-endian x86):
+     * no mask-to-GPR moves, shifts or ORs on the ALU ports that the fused GEMM's popcounts need */
+    __mmask16 *o = (__mmask16 *)out;
     for (w = 0; w < full; w++) {
         const float *p = x + 64 * w;
-        uint64_t m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
-        uint64_t m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
-        uint64_t m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), zero, _CMP_LT_OQ);
-        uint64_t m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), zero, _CMP_LT_OQ);
-        out[w] = m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+        o[4 * w] = _mm512_cmp_ps_mask(_mm512_loadu_ps(p), zero, _CMP_LT_OQ);
+        o[4 * w + 1] = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 16), zero, _CMP_LT_OQ);
+        o[4 * w + 2] = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 32), zero, _CMP_LT_OQ);
+        o[4 * w + 3] = _mm512_cmp_ps_mask(_mm512_loadu_ps(p + 48), zero, _CMP_LT_OQ);
     }
     if (rest) { /* masked loads never touch memory past the row */
         const float *p = x + 64 * full;
@@ -180,25 +184,31 @@ static MB_TARGET_AVX2 void pack_row_i8_avx2(const int8_t *x, int64_t k, uint64_t
 }
 #endif
 
-#define PACK_DRIVER(NAME, T, ROW_SCALAR, ROW_AVX2, ROW_AVX512)                                                   \
-    int NAME(int path, const T *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)                         \
-    {                                                                                                             \
-        int64_t r, nw = (k + 63) / 64;                                                                            \
-        void (*row)(const T *, int64_t, uint64_t *) = ROW_SCALAR;                                                 \
-        PACK_SELECT(ROW_AVX2, ROW_AVX512)                                                                         \
-        (void)nthreads;                                                                                           \
-        PACK_PRAGMA                                                                                               \
-        for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
-        return MB_OK;                                                                                             \
-    }
+/* The row packer of each element type for a path: AVX-512 and AVX2 where compiled in and asked for, else the
+ * baseline (SSE2 on x86-64, plain C elsewhere). */
+typedef void (*pack_row_f32_fn)(const float *, int64_t, uint64_t *);
+typedef void (*pack_row_f64_fn)(const double *, int64_t, uint64_t *);
+typedef void (*pack_row_i8_fn)(const int8_t *, int64_t, uint64_t *);
 
 #if MB_HAVE_X86_SIMD
-#define PACK_SELECT(ROW_AVX2, ROW_AVX512)                                                                         \
-    if (path == MB_PATH_AVX512) row = ROW_AVX512;                                                                 \
-    else if (path == MB_PATH_AVX2) row = ROW_AVX2;
+#define PACK_SELECT(T, BASE)                                                                                      \
+    static pack_row_##T##_fn select_##T(int path)                                                                 \
+    {                                                                                                             \
+        if (path == MB_PATH_AVX512) return pack_row_##T##_avx512;                                                 \
+        if (path == MB_PATH_AVX2) return pack_row_##T##_avx2;                                                     \
+        return BASE;                                                                                              \
+    }
 #else
-#define PACK_SELECT(ROW_AVX2, ROW_AVX512) (void)path;
+#define PACK_SELECT(T, BASE)                                                                                      \
+    static pack_row_##T##_fn select_##T(int path)                                                                 \
+    {                                                                                                             \
+        (void)path;                                                                                               \
+        return BASE;                                                                                              \
+    }
 #endif
+PACK_SELECT(f32, pack_row_f32_base)
+PACK_SELECT(f64, pack_row_f64_base)
+PACK_SELECT(i8, pack_row_i8_base)
 
 #if defined(_OPENMP)
 #define PACK_PRAGMA                                                                                               \
@@ -207,9 +217,78 @@ static MB_TARGET_AVX2 void pack_row_i8_avx2(const int8_t *x, int64_t k, uint64_t
 #define PACK_PRAGMA
 #endif
 
-PACK_DRIVER(mb_pack_f32, float, pack_row_f32_base, pack_row_f32_avx2, pack_row_f32_avx512)
-PACK_DRIVER(mb_pack_f64, double, pack_row_f64_base, pack_row_f64_avx2, pack_row_f64_avx512)
-PACK_DRIVER(mb_pack_i8, int8_t, pack_row_i8_base, pack_row_i8_avx2, pack_row_i8_avx512)
+#define PACK_DRIVER(NAME, T, TAG)                                                                                 \
+    int NAME(int path, const T *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)                         \
+    {                                                                                                             \
+        int64_t r, nw = (k + 63) / 64;                                                                            \
+        const pack_row_##TAG##_fn row = select_##TAG(path);                                                       \
+        (void)nthreads;                                                                                           \
+        PACK_PRAGMA                                                                                               \
+        for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
+        return MB_OK;                                                                                             \
+    }
+PACK_DRIVER(mb_pack_f32, float, f32)
+PACK_DRIVER(mb_pack_f64, double, f64)
+PACK_DRIVER(mb_pack_i8, int8_t, i8)
+
+void mb_pack_block(int path, int dtype, const void *x, int64_t rows, int64_t k, uint64_t *out)
+{
+    const int64_t nw = (k + 63) / 64;
+    int64_t r;
+    if (dtype == MB_DTYPE_F32) {
+        const pack_row_f32_fn row = select_f32(path);
+        for (r = 0; r < rows; r++) row((const float *)x + r * k, k, out + r * nw);
+    } else if (dtype == MB_DTYPE_F64) {
+        const pack_row_f64_fn row = select_f64(path);
+        for (r = 0; r < rows; r++) row((const double *)x + r * k, k, out + r * nw);
+    } else {
+        const pack_row_i8_fn row = select_i8(path);
+        for (r = 0; r < rows; r++) row((const int8_t *)x + r * k, k, out + r * nw);
+    }
+}
+
+/* Is every |x[j]| equal to c? A plain loop that the compiler vectorises for each target (an unordered compare:
+ * NaN is never equal). */
+#define SCALED_ROW(NAME, T, ABS, ATTR)                                                                            \
+    static ATTR int NAME(const T *x, int64_t k, T c)                                                              \
+    {                                                                                                             \
+        int64_t j;                                                                                                \
+        int bad = 0;                                                                                              \
+        for (j = 0; j < k; j++) bad |= (ABS(x[j]) != c);                                                          \
+        return !bad;                                                                                              \
+    }
+SCALED_ROW(scaled_row_f32_base, float, fabsf, )
+SCALED_ROW(scaled_row_f64_base, double, fabs, )
+#if MB_HAVE_X86_SIMD
+SCALED_ROW(scaled_row_f32_avx2, float, fabsf, MB_TARGET_AVX2)
+SCALED_ROW(scaled_row_f64_avx2, double, fabs, MB_TARGET_AVX2)
+SCALED_ROW(scaled_row_f32_avx512, float, fabsf, MB_TARGET_AVX512)
+SCALED_ROW(scaled_row_f64_avx512, double, fabs, MB_TARGET_AVX512)
+#define SCALED_SELECT(T)                                                                                          \
+    (path == MB_PATH_AVX512 ? scaled_row_##T##_avx512 : path == MB_PATH_AVX2 ? scaled_row_##T##_avx2           \
+                                                                             : scaled_row_##T##_base)
+#else
+#define SCALED_SELECT(T) scaled_row_##T##_base
+#endif
+
+#define PACK_SCALED_DRIVER(NAME, T, TAG, ABS)                                                                     \
+    int NAME(int path, const T *x, int64_t rows, int64_t k, uint64_t *out, T *mag, int nthreads)                 \
+    {                                                                                                             \
+        int64_t r, nw = (k + 63) / 64;                                                                            \
+        const pack_row_##TAG##_fn row = select_##TAG(path);                                                       \
+        int (*const check)(const T *, int64_t, T) = SCALED_SELECT(TAG);                                          \
+        (void)nthreads;                                                                                           \
+        PACK_PRAGMA                                                                                               \
+        for (r = 0; r < rows; r++) {                                                                              \
+            const T *p = x + r * k;                                                                               \
+            const T c = ABS(p[0]);                                                                                \
+            row(p, k, out + r * nw);                                                                              \
+            mag[r] = check(p, k, c) ? c : (T)NAN;                                                                 \
+        }                                                                                                         \
+        return MB_OK;                                                                                             \
+    }
+PACK_SCALED_DRIVER(mb_pack_scaled_f32, float, f32, fabsf)
+PACK_SCALED_DRIVER(mb_pack_scaled_f64, double, f64, fabs)
 
 int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc, int64_t kh, int64_t kw,
                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow, uint64_t *out,

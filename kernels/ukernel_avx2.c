@@ -30,7 +30,7 @@
 
 static MB_TARGET_AVX2 void ukernel_avx2(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w,
                                         int64_t m, int64_t n, int nvalid, const mb_epilogue_t *epi,
-                                        const int32_t *const *corr)
+                                        const int32_t *const *corr, mb_prefetch_t *pf)
 {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -55,6 +55,7 @@ static MB_TARGET_AVX2 void ukernel_avx2(const uint64_t *a, int64_t lda, int mr, 
             const __m256i B1 = _mm256_load_si256((const __m256i *)(panels + kw * MB_PANEL + 4));
             __m256i A, x;
             MB_ROW(0) MB_ROW(1) MB_ROW(2) MB_ROW(3)
+            MB_PREFETCH_STEP(pf);
         }
         MB_FLUSH_ROW(0) MB_FLUSH_ROW(1) MB_FLUSH_ROW(2) MB_FLUSH_ROW(3)
     }

@@ -76,7 +76,7 @@ static MB_TARGET_AVX512 inline void row_epilogue(__m512i v0, __m512i v1, int64_t
 
 static MB_TARGET_AVX512 void ukernel_avx512(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels,
                                             int64_t w, int64_t m, int64_t n, int nvalid, const mb_epilogue_t *epi,
-                                            const int32_t *const *corr)
+                                            const int32_t *const *corr, mb_prefetch_t *pf)
 {
     /* rows past mr repeat row 0: computed, never stored */
     const uint64_t *a0 = a;
@@ -98,6 +98,7 @@ static MB_TARGET_AVX512 void ukernel_avx512(const uint64_t *a, int64_t lda, int 
         const __m512i B3 = _mm512_load_si512((const void *)(b3 + kw * MB_PANEL));
         __m512i A;
         MB_ROW(0) MB_ROW(1) MB_ROW(2) MB_ROW(3) MB_ROW(4) MB_ROW(5)
+        MB_PREFETCH_STEP(pf);
     }
     K = _mm512_set1_epi32(epi->k);
     even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

@@ -16,7 +16,7 @@
 #define BYTE_ROUNDS 31
 
 static void ukernel_neon(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w, int64_t m,
-                         int64_t n, int nvalid, const mb_epilogue_t *epi, const int32_t *const *corr)
+                         int64_t n, int nvalid, const mb_epilogue_t *epi, const int32_t *const *corr, mb_prefetch_t *pf)
 {
     const uint64_t *rows[MR];
     uint64x2_t s[MR][4];
@@ -43,6 +43,7 @@ static void ukernel_neon(const uint64_t *a, int64_t lda, int mr, const uint64_t 
                 c[i][2] = vaddq_u8(c[i][2], vcntq_u8(vreinterpretq_u8_u64(veorq_u64(A, B2))));
                 c[i][3] = vaddq_u8(c[i][3], vcntq_u8(vreinterpretq_u8_u64(veorq_u64(A, B3))));
             }
+            MB_PREFETCH_STEP(pf);
         }
         for (i = 0; i < MR; i++)
             for (q = 0; q < 4; q++) s[i][q] = vaddq_u64(s[i][q], vpaddlq_u32(vpaddlq_u16(vpaddlq_u8(c[i][q]))));

@@ -1,4 +1,4 @@
-/* ukernel_scalar.c -- the portable micro-kernel: two rows of a against one panel (8 outputs), 64-bit popcount.
+/* ukernel_scalar.c -- the portable micro-kernel: up to 16 rows of a against one panel (8 outputs), 64-bit popcount.
  *
  * Compiled twice: a generic version any C compiler builds for any CPU, and on x86 a copy targeted at the POPCNT
  * instruction (every x86-64 CPU since about 2008), which the run-time dispatch picks when the CPU has it. */
@@ -26,36 +26,40 @@ MB_ALWAYS_INLINE uint64_t popcount_generic(uint64_t x)
 #define MB_EPI_ATTR
 #include "mb_epilogue.h"
 
-/* Two rows of a against one panel, four outputs at a time (8 accumulators fit the 16 general registers):
+/* Up to MR rows of a against one panel (8 outputs), one row at a time: 8 accumulators, the row's word and the
+ * two pointers fit the 16 general registers without spilling, and the 8 popcounts per word keep the popcount
+ * unit busy (x86 has one: 64 binary MACs per cycle is the ceiling). Rows past mr are not computed; many rows
+ * per call spread the cost of the call over more work (short K: 576 gives only 9 words per row). The
+ * prefetch stream of mb_gemm_real is left alone: this kernel is compute-bound, and a check in its inner loop
+ * costs more than the prefetch saves.
  * acc[i][j] = sum over words of popcount(a_i[kw] ^ b[n + j][kw]);  result k - 2 acc[i][j]. */
+#define MR 16
 #define SCALAR_KERNEL_BODY(POPCOUNT)                                                                              \
-    const uint64_t *a0 = a, *a1 = a + (mr > 1 ? lda : 0); /* a missing second row repeats the first */         \
-    int32_t tile[2 * MB_TILE_COLS];                                                                               \
-    int64_t kw;                                                                                                   \
-    int half, j;                                                                                                  \
-    for (half = 0; half < 2; half++) {                                                                            \
-        const uint64_t *p = panels + 4 * half;                                                                    \
-        uint64_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;                          \
+    int32_t tile[MR * MB_TILE_COLS];                                                                              \
+    int i, j;                                                                                                     \
+    (void)pf;                                                                                                     \
+    for (i = 0; i < mr; i++) {                                                                                    \
+        const uint64_t *x = a + i * lda, *p = panels;                                                             \
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;                                  \
+        int64_t kw;                                                                                               \
+        int32_t *t = tile + i * MB_TILE_COLS;                                                                     \
         for (kw = 0; kw < w; kw++, p += MB_PANEL) {                                                               \
-            const uint64_t x0 = a0[kw], x1 = a1[kw];                                                              \
-            s00 += POPCOUNT(x0 ^ p[0]);                                                                           \
-            s01 += POPCOUNT(x0 ^ p[1]);                                                                           \
-            s02 += POPCOUNT(x0 ^ p[2]);                                                                           \
-            s03 += POPCOUNT(x0 ^ p[3]);                                                                           \
-            s10 += POPCOUNT(x1 ^ p[0]);                                                                           \
-            s11 += POPCOUNT(x1 ^ p[1]);                                                                           \
-            s12 += POPCOUNT(x1 ^ p[2]);                                                                           \
-            s13 += POPCOUNT(x1 ^ p[3]);                                                                           \
+            const uint64_t xk = x[kw];                                                                            \
+            s0 += POPCOUNT(xk ^ p[0]);                                                                            \
+            s1 += POPCOUNT(xk ^ p[1]);                                                                            \
+            s2 += POPCOUNT(xk ^ p[2]);                                                                            \
+            s3 += POPCOUNT(xk ^ p[3]);                                                                            \
+            s4 += POPCOUNT(xk ^ p[4]);                                                                            \
+            s5 += POPCOUNT(xk ^ p[5]);                                                                            \
+            s6 += POPCOUNT(xk ^ p[6]);                                                                            \
+            s7 += POPCOUNT(xk ^ p[7]);                                                                            \
         }                                                                                                         \
-        j = 4 * half;                                                                                             \
-        tile[j] = epi->k - 2 * (int32_t)s00, tile[j + 1] = epi->k - 2 * (int32_t)s01;                            \
-        tile[j + 2] = epi->k - 2 * (int32_t)s02, tile[j + 3] = epi->k - 2 * (int32_t)s03;                        \
-        j += MB_TILE_COLS;                                                                                        \
-        tile[j] = epi->k - 2 * (int32_t)s10, tile[j + 1] = epi->k - 2 * (int32_t)s11;                            \
-        tile[j + 2] = epi->k - 2 * (int32_t)s12, tile[j + 3] = epi->k - 2 * (int32_t)s13;                        \
+        t[0] = epi->k - 2 * (int32_t)s0, t[1] = epi->k - 2 * (int32_t)s1;                                        \
+        t[2] = epi->k - 2 * (int32_t)s2, t[3] = epi->k - 2 * (int32_t)s3;                                        \
+        t[4] = epi->k - 2 * (int32_t)s4, t[5] = epi->k - 2 * (int32_t)s5;                                        \
+        t[6] = epi->k - 2 * (int32_t)s6, t[7] = epi->k - 2 * (int32_t)s7;                                        \
     }                                                                                                             \
     if (epi->mode == MB_OUT_INT32 && corr == NULL && nvalid == MB_PANEL) { /* the common case, straight out */    \
-        int i;                                                                                                    \
         for (i = 0; i < mr; i++) {                                                                                \
             int32_t *o = (int32_t *)epi->out + (m + i) * epi->ldo + n;                                            \
             for (j = 0; j < MB_PANEL; j++) o[j] = tile[i * MB_TILE_COLS + j];                                     \
@@ -65,12 +69,13 @@ MB_ALWAYS_INLINE uint64_t popcount_generic(uint64_t x)
     mb_tile_epilogue(tile, mr, nvalid, m, n, epi, corr);
 
 static void ukernel_scalar(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w, int64_t m,
-                           int64_t n, int nvalid, const mb_epilogue_t *epi, const int32_t *const *corr)
+                           int64_t n, int nvalid, const mb_epilogue_t *epi, const int32_t *const *corr,
+                           mb_prefetch_t *pf)
 {
     SCALAR_KERNEL_BODY(popcount_generic)
 }
 
-const mb_ukernel_t mb_ukernel_scalar = {ukernel_scalar, 2, 1};
+const mb_ukernel_t mb_ukernel_scalar = {ukernel_scalar, MR, 1};
 
 #if defined(MB_X86)
 #if defined(_MSC_VER) && !defined(__clang__)
@@ -81,10 +86,11 @@ const mb_ukernel_t mb_ukernel_scalar = {ukernel_scalar, 2, 1};
 
 static MB_TARGET_POPCNT void ukernel_scalar_popcnt(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels,
                                                    int64_t w, int64_t m, int64_t n, int nvalid,
-                                                   const mb_epilogue_t *epi, const int32_t *const *corr)
+                                                   const mb_epilogue_t *epi, const int32_t *const *corr,
+                                                   mb_prefetch_t *pf)
 {
     SCALAR_KERNEL_BODY(popcount_hw)
 }
 
-const mb_ukernel_t mb_ukernel_scalar_popcnt = {ukernel_scalar_popcnt, 2, 1};
+const mb_ukernel_t mb_ukernel_scalar_popcnt = {ukernel_scalar_popcnt, MR, 1};
 #endif

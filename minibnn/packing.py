@@ -75,6 +75,30 @@ def pack(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(as_bytes).view("<u8").astype(np.uint64)  # 8 bytes, little end first -> 1 word
 
 
+def pack_scaled(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pack the signs of ``x`` and say which rows are *scaled sign vectors* ``x[r] = c_r · (±1, ..., ±1)``.
+
+    Such a row loses nothing when packed: it is its bits and one magnitude. A binary layer's input is one with
+    c = 1, a weight row with a per-filter scale α (XNOR-Net, BNN+) one with c = |α|.
+
+    Args:
+        x: floating array (..., K).
+    Returns:
+        (``pack(x)``, magnitudes of shape (...)) with ``magnitudes[r] = |x[r, 0]|`` where every ``|x[r, k]|``
+        equals it, NaN where some does not (a NaN in the row included).
+
+    >>> pack_scaled(np.array([[0.5, -0.5, 0.5], [1.0, 2.0, 1.0]]))
+    (array([[2],
+           [0]], dtype=uint64), array([0.5, nan]))
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"pack_scaled: x must be a floating array, got dtype {x.dtype}")
+    c = np.abs(x[..., 0])
+    scaled = np.all(np.abs(x) == c[..., None], axis=-1)
+    return pack(x), np.where(scaled, c, np.nan).astype(x.dtype)
+
+
 def unpack(packed: np.ndarray, k: int, dtype=np.float32) -> np.ndarray:
     """Inverse of :func:`pack`: words (..., ceil(k/64)) -> ±1 values (..., k) of ``dtype``.
 

@@ -29,9 +29,13 @@ The weight scale (``weight_scale=``):
 
 How the pieces plug in: :class:`minibnn.layers.Linear` and :class:`~minibnn.layers.Conv2d` compute
 ``functional.linear(self.compute_input(x), self.compute_weight(), self.bias)`` (resp. ``conv2d``); the quantized
-layers only override those two hooks, so the arithmetic stays one call that a kernel backend for ±1 operands
-can replace. The padded border of a quantized convolution is ``pad_values`` (Larq's name): 0 leaves a binary
-input ternary at the border, ±1 keeps it binary (what an XNOR kernel needs).
+layers override those two hooks, and a binary layer (``is_binary``) makes that one call to
+:func:`minibnn.backend.linear` / :func:`~minibnn.backend.conv2d` instead: the same op whose forward runs on the
+XNOR-popcount kernels when the operands really are ±1 (weights ±α), in training too, with the same gradients
+(see :mod:`minibnn.backend`; ``use_kernel=False`` or ``minibnn.backend.use_kernels(False)`` turns it off).
+The padded border of a quantized convolution is ``pad_values`` (Larq's name): ±1 keeps a binary input binary
+(one-padding, what an XNOR kernel computes directly), 0 leaves it ternary at the border (the kernel then
+subtracts a correction term, still exact).
 
 Presets: :class:`BinaryLinear` and :class:`BinaryConv2d` are the BinaryNet layers: ``ste_sign`` on input and
 weight, weights clipped to [-1, 1] after each step (``kernel_constraint="weight_clip"``, applied by
@@ -56,9 +60,11 @@ from typing import Optional
 
 import numpy as np
 
+from . import backend as _backend
 from . import constraints as _constraints
+from . import functional as F
 from . import quantizers as _quantizers
-from .layers import Conv2d, InitSpec, Linear
+from .layers import Conv2d, InitSpec, Linear, _check_dtype
 from .scales import init_alpha, mean_abs, scale_filters, xnor_scale
 from .tensor import Tensor, no_grad
 
@@ -81,8 +87,12 @@ class _Quantized:
     """
 
     def _setup_quantization(self, input_quantizer, kernel_quantizer, kernel_constraint, weight_scale,
-                            alpha_init: str) -> None:
+                            alpha_init: str, use_kernel: Optional[bool]) -> None:
         who = type(self).__name__
+        if use_kernel is not None and not isinstance(use_kernel, (bool, np.bool_)):
+            raise TypeError(f"{who}: use_kernel must be True, False or None (follow minibnn.backend.use_kernels), "
+                            f"got {use_kernel!r}")
+        self.use_kernel = None if use_kernel is None else bool(use_kernel)
         self.input_quantizer = _quantizers.get(input_quantizer)
         self.kernel_quantizer = _quantizers.get(kernel_quantizer)
         self.kernel_constraint = _constraints.get(kernel_constraint)
@@ -113,6 +123,13 @@ class _Quantized:
     def is_binary(self) -> bool:
         """True when both operands of the product are 1-bit: the layer an XNOR-popcount kernel can run."""
         return self.input_precision == 1 and self.kernel_precision == 1
+
+    @property
+    def kernel_active(self) -> bool:
+        """True when the next forward goes through :mod:`minibnn.backend`: a binary layer whose ``use_kernel``
+        (or, if None, the global :func:`minibnn.backend.use_kernels` switch) says yes. The backend still runs
+        the float product for a call whose operands turn out not to be ±1 (weights ±α)."""
+        return self.is_binary and _backend.kernel_wanted(self.use_kernel)
 
     # ---- the two hooks of Linear / Conv2d ------------------------------------------------------------------
     def compute_input(self, x):
@@ -165,6 +182,8 @@ class _Quantized:
             parts.append(f"kernel_constraint={self.kernel_constraint!r}")
         if self.weight_scale is not None:
             parts.append(f"weight_scale={self.weight_scale!r}")
+        if self.use_kernel is not None:
+            parts.append(f"use_kernel={self.use_kernel}")
         return "".join(", " + p for p in parts)
 
 
@@ -184,6 +203,9 @@ class QuantLinear(_Quantized, Linear):
             a = sqrt(6 / (in_features + out_features))), as in BinaryNet.
         bias_init: likewise for b; default "zeros".
         rng, dtype: as for Linear.
+        use_kernel: for a binary layer, run the forward on the XNOR-popcount kernels (True), never (False), or
+            as the global switch :func:`minibnn.backend.use_kernels` says (None, default). Results and
+            gradients do not depend on it (see :mod:`minibnn.backend`), only the speed.
 
     Attributes:
         weight: the latent float weights (out_features, in_features), a Parameter.
@@ -200,10 +222,22 @@ class QuantLinear(_Quantized, Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, input_quantizer=None,
                  kernel_quantizer=None, kernel_constraint=None, weight_scale: Optional[str] = None,
                  alpha_init: str = "median", weight_init: InitSpec = "glorot_uniform", bias_init: InitSpec = "zeros",
-                 rng: Optional[np.random.Generator] = None, dtype=np.float32):
+                 rng: Optional[np.random.Generator] = None, dtype=np.float32, use_kernel: Optional[bool] = None):
         super().__init__(in_features, out_features, bias=bias, weight_init=weight_init, bias_init=bias_init,
                          rng=rng, dtype=dtype)
-        self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init)
+        self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
+                                 use_kernel)
+
+    def forward(self, x):
+        """Linear's forward, the product made by :func:`minibnn.backend.linear` when ``kernel_active``."""
+        if not self.kernel_active:
+            return super().forward(x)
+        shape = F._shape(x)
+        if len(shape) == 0 or shape[-1] != self.in_features:
+            raise ValueError(f"{self._signature()} got input of shape {shape}; expected shape "
+                             f"(..., {self.in_features})")
+        _check_dtype(self, x, self.weight.dtype)
+        return _backend.linear(self.compute_input(x), self.compute_weight(), self.bias)
 
     def _signature(self) -> str:
         return f"{type(self).__name__}(in_features={self.in_features})"
@@ -217,7 +251,7 @@ class QuantConv2d(_Quantized, Conv2d):
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, bias: as for :class:`minibnn.layers.Conv2d`.
-        input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init: as for
+        input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init, use_kernel: as for
             :class:`QuantLinear`.
         pad_values: the value of the padded border, applied *after* the input quantizer (default 0.0; use 1.0
             or -1.0 to keep a binary input binary at the border). ``pad_value`` (the name
@@ -236,14 +270,28 @@ class QuantConv2d(_Quantized, Conv2d):
                  input_quantizer=None, kernel_quantizer=None, kernel_constraint=None,
                  weight_scale: Optional[str] = None, alpha_init: str = "median", pad_values: Optional[float] = None,
                  pad_value: Optional[float] = None, weight_init: InitSpec = "glorot_uniform",
-                 bias_init: InitSpec = "zeros", rng: Optional[np.random.Generator] = None, dtype=np.float32):
+                 bias_init: InitSpec = "zeros", rng: Optional[np.random.Generator] = None, dtype=np.float32,
+                 use_kernel: Optional[bool] = None):
         if pad_values is not None and pad_value is not None and pad_values != pad_value:
             raise ValueError(f"{type(self).__name__}: got pad_values={pad_values!r} and pad_value={pad_value!r}; "
                              f"give one of them (pad_values is Larq's name, pad_value the name of Conv2d)")
         pad = pad_values if pad_values is not None else (pad_value if pad_value is not None else 0.0)
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias,
                          pad_value=pad, weight_init=weight_init, bias_init=bias_init, rng=rng, dtype=dtype)
-        self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init)
+        self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
+                                 use_kernel)
+
+    def forward(self, x):
+        """Conv2d's forward, the convolution made by :func:`minibnn.backend.conv2d` when ``kernel_active``."""
+        if not self.kernel_active:
+            return super().forward(x)
+        shape = F._shape(x)
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise ValueError(f"{self._signature()} got input of shape {shape}; expected a 4-D input "
+                             f"(N, {self.in_channels}, H, W)")
+        _check_dtype(self, x, self.weight.dtype)
+        return _backend.conv2d(self.compute_input(x), self.compute_weight(), self.bias, self.stride, self.padding,
+                               self.pad_value)
 
     @property
     def pad_values(self) -> float:

@@ -11,7 +11,9 @@ How it works, in four sentences:
 4. Broadcasting is undone in exactly one place, :func:`unbroadcast`, so no op has to think about it.
 
 Conventions: float32 by default, float64 allowed (for gradcheck); the operands of an op must share a dtype
-(no silent promotion); Python numbers and NumPy arrays mixed with a tensor take the tensor's dtype. The engine
+(no silent promotion); Python numbers and NumPy arrays mixed with a tensor take the tensor's dtype, and an op
+given only arrays works in float32 (wrap an array in ``Tensor`` to keep float64), so a float32 model accepts
+NumPy's default float64 arrays. The engine
 never writes into a gradient array in place.
 
 Example:
@@ -142,12 +144,8 @@ class Function:
 
 
 def _as_operands(op: str, inputs: Sequence[Any]) -> Tuple["Tensor", ...]:
-    """Tensors pass through; numbers and arrays become constants of the first tensor's dtype (with no tensor:
-    of the first float32/float64 array's dtype, else float32)."""
-    dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), None)
-    if dtype is None:
-        dtype = next((x.dtype for x in inputs if isinstance(x, np.ndarray) and x.dtype in FLOAT_DTYPES),
-                     np.dtype(np.float32))
+    """Tensors pass through; numbers and arrays become constant tensors of the first tensor's dtype."""
+    dtype = next((x.dtype for x in inputs if isinstance(x, Tensor)), np.dtype(np.float32))
     tensors = []
     for i, x in enumerate(inputs):
         if isinstance(x, Tensor):

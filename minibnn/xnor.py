@@ -11,10 +11,17 @@ speed and safety:
   run without the GIL and on OpenMP threads) or, when it is not built, to the NumPy fallback. Importing this
   module never needs a compiler.
 
+The operations: :func:`pack` / :func:`unpack`; :func:`pack_scaled` (pack, and tell which rows are exactly
+c·(±1): how a binary layer checks its operands in the same pass); :func:`gemm` (on packed rows, or on real
+activations packed on the fly inside the kernel) and :func:`conv2d`, each with a fused output transform (float
+scale and bias, or a threshold that writes the next layer's bits: :func:`fold_threshold`); :func:`maxpool2d`
+on bits.
+
 Paths, fastest first: ``avx512`` (AVX-512 VPOPCNTDQ), ``avx2`` (nibble-table popcount with VPSHUFB), ``neon``
 (ARM), ``scalar`` (64-bit popcount, any CPU) and ``numpy``. The best one this CPU supports is picked at run
 time; the environment variable ``MINIBNN_KERNEL=avx512|avx2|neon|scalar|numpy`` (read at import and by
-``set_path(None)``) or :func:`set_path` / :func:`use_path` force one (forcing a path the CPU or the build lacks raises a RuntimeError saying why).
+``set_path(None)``) or :func:`set_path` / :func:`use_path` force one (forcing a path the CPU or the build lacks
+raises a RuntimeError saying why).
 
 Example::
 
@@ -227,6 +234,18 @@ def _packed(fn: str, name: str, arr, ndim: int, layout: str) -> np.ndarray:
     return arr
 
 
+def _real_rows(fn: str, name: str, arr: np.ndarray, layout: str) -> np.ndarray:
+    """A real operand to be packed on the fly: 2-D, C-contiguous, aligned, non-empty (dtype already checked)."""
+    if arr.ndim != 2:
+        raise ValueError(f"{fn}: {name} must be 2-D {layout} (real values) or packed words, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{fn}: {name} is empty (shape {arr.shape}); expected every axis of {layout} >= 1")
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        raise ValueError(f"{fn}: {name} must be C-contiguous and aligned (strides {arr.strides} for shape "
+                         f"{arr.shape}); pass np.ascontiguousarray({name})")
+    return arr
+
+
 def _check_k(fn: str, name: str, arr: np.ndarray, k: int, what: str) -> None:
     """The last axis must hold ceil(k/64) words whose bits past k are all 0 (padding with +1)."""
     words = packing.packed_width(k)
@@ -321,6 +340,39 @@ def pack(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def pack_scaled(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Pack the signs of `x` (as :func:`pack`) and find the rows that are ``c_r · (±1, ..., ±1)``, in one pass.
+
+    Returns (packed (..., ceil(K/64)), magnitudes (...) of x's dtype): ``|x[r, 0]|`` for a row whose every
+    element has that magnitude, NaN for any other row. ±1 data has magnitudes 1; a weight row scaled by α has
+    |α|. This is how a binary layer checks cheaply that its operands are exactly what the kernel computes with
+    (see :mod:`minibnn.packing`, ``pack_scaled``).
+
+    >>> pack_scaled(np.array([[1., -1., 1.], [0.5, -2., 1.]], dtype=np.float32))
+    (array([[2],
+           [2]], dtype=uint64), array([ 1., nan], dtype=float32))
+    """
+    fn = "xnor.pack_scaled"
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: x must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{fn}: x must be float32 or float64, got dtype {x.dtype}")
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"{fn}: x must have at least one axis and no empty axis, got shape {x.shape}")
+    if not (x.flags.c_contiguous and x.flags.aligned):
+        raise ValueError(f"{fn}: x must be C-contiguous (strides {x.strides} for shape {x.shape}); pass "
+                         f"np.ascontiguousarray(x)")
+    path = active_path()
+    if path == "numpy":
+        return packing.pack_scaled(x)
+    k = x.shape[-1]
+    out = np.empty(x.shape[:-1] + (packing.packed_width(k),), dtype=np.uint64)
+    mag = np.empty(x.shape[:-1], dtype=x.dtype)
+    kernel = _ext.pack_scaled_f32 if x.dtype == np.float32 else _ext.pack_scaled_f64
+    kernel(path, x.reshape(-1, k), out.reshape(-1, out.shape[-1]), mag.reshape(-1), _num_threads)
+    return out, mag
+
+
 def unpack(packed: np.ndarray, k: int, dtype=np.float32) -> np.ndarray:
     """Packed words (..., ceil(k/64)) -> ±1 values (..., k) of `dtype` (the inverse of :func:`pack` on ±1 data)."""
     fn = "xnor.unpack"
@@ -340,9 +392,12 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
     """Binary GEMM on packed rows: ``acc[m, n] = sum_k a[m, k] b[n, k] = k - 2 popcount(a[m] XOR b[n])``.
 
     Args:
-        a: packed uint64 (M, W) -- e.g. activations, one row per sample.
+        a: packed uint64 (M, W) -- e.g. activations, one row per sample; or the real values themselves, float32,
+            float64 or int8 (M, k), whose signs are then packed on the fly inside the kernel, block by block
+            (bit = a < 0, as :func:`pack`): the same result as ``gemm(pack(a), b, k)``, without a pass over
+            memory for the packed copy.
         b: packed uint64 (N, W) -- e.g. weights, one row per output (like a Linear layer's weight).
-        k: the true length of the rows; W must equal ceil(k / 64).
+        k: the true length of the rows; W must equal ceil(k / 64) (and a real `a` must have k columns).
         scale, bias: float32 (N,): return ``float32(acc) * scale + bias`` (BatchNorm folded in).
         threshold: int32 (N,), with optional direction int8 (N,) of ±1: return the ±1 outputs
             ``+1 if acc >= threshold else -1`` (``<=`` where direction is -1) packed along N, shape
@@ -351,20 +406,26 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
         int32 (M, N) by default; float32 (M, N) with scale/bias; packed uint64 (M, ceil(N/64)) with threshold.
     """
     fn = "xnor.gemm"
-    a = _packed(fn, "a", a, 2, "(M, W)")
+    real = isinstance(a, np.ndarray) and a.dtype in _PACK_C and a.dtype.isnative
+    a = _real_rows(fn, "a", a, "(M, k)") if real else _packed(fn, "a", a, 2, "(M, W)")
     b = _packed(fn, "b", b, 2, "(N, W)")
     k = _as_int(fn, "k", k, 1)
     if k > MAX_K:
         raise ValueError(f"{fn}: k={k} is too large for int32 accumulators (at most {MAX_K})")
-    _check_k(fn, "a", a, k, "k")
+    if real:
+        if a.shape[1] != k:
+            raise ValueError(f"{fn}: a holds real values of shape {a.shape}, so k must be {a.shape[1]}, got k={k}")
+    else:
+        _check_k(fn, "a", a, k, "k")
     _check_k(fn, "b", b, k, "k")
     t = _transform(fn, b.shape[0], scale, bias, threshold, direction)
     shape, dtype = _output_spec(fn, (a.shape[0],), b.shape[0], t)
     path = active_path()
     if path == "numpy":
-        return packing.gemm(a, b, k, **t)
+        return packing.gemm(packing.pack(a) if real else a, b, k, **t)
     out = _allocate(shape, dtype)
-    _ext.gemm(path, a, b, k, out, t["scale"], t["bias"], t["threshold"], t["direction"], _num_threads)
+    kernel = _ext.gemm_real if real else _ext.gemm
+    kernel(path, a, b, k, out, t["scale"], t["bias"], t["threshold"], t["direction"], _num_threads)
     return out
 
 
