@@ -117,7 +117,10 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _write_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
+def write_npz_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    """``np.savez(path, **arrays)`` done atomically: into a temporary file of the same directory, flushed and
+    fsync-ed, then renamed over ``path``; a crash or an error midway leaves the previous file (if any) whole.
+    Checkpoints and packed inference models are both written this way."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
@@ -166,7 +169,7 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch: 
                                               "state": _encode(obj.state_dict(), key, arrays)}
     meta["extra"] = _encode(extra, "extra", arrays)
     arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    _write_atomically(os.fspath(path), arrays)
+    write_npz_atomically(os.fspath(path), arrays)
 
 
 # --------------------------------------------------------------------------------------------------------------

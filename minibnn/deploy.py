@@ -52,14 +52,13 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .checkpoint import write_npz_atomically
 from . import functional as F
 from . import packing, xnor
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Hardtanh, Identity,
@@ -449,7 +448,7 @@ class PackedModel:
         meta = {"format": FORMAT, "version": VERSION, "input_shape": list(self.input_shape),
                 "float_bytes": self.float_bytes, "binary_float_bytes": self.binary_float_bytes, "stages": stages}
         arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        _write_npz_atomically(os.fspath(path), arrays)
+        write_npz_atomically(os.fspath(path), arrays)
 
 
 def load(path) -> PackedModel:
@@ -473,26 +472,6 @@ def load(path) -> PackedModel:
         arrays = {name: files[f"{i}/{name}"] for name in entry["arrays"]}
         stages.append(_STAGES[entry["kind"]].restore(entry["config"], arrays))
     return PackedModel(stages, meta["input_shape"], meta["float_bytes"], meta["binary_float_bytes"])
-
-
-def _write_npz_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """np.savez into a temporary file of the same directory, fsync, then rename over ``path``: a crash leaves
-    the previous file (if any) whole."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ==============================================================================================================

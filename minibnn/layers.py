@@ -83,8 +83,9 @@ class Linear(Module):
 
     Input (..., in_features), output (..., out_features).
 
-    Subclass hooks: ``forward`` is ``functional.linear(self.compute_input(x), self.compute_weight(), self.bias)``;
-    override ``compute_weight`` / ``compute_input`` to change the effective weight and input (e.g. binarize).
+    Subclass hooks: ``forward`` is ``self.product(self.compute_input(x), self.compute_weight(), self.bias)``;
+    override ``compute_weight`` / ``compute_input`` to change the effective weight and input (e.g. binarize),
+    ``product`` to change the arithmetic (``functional.linear`` here; the XNOR kernels in binary layers).
 
     Example:
         >>> layer = Linear(3, 2)
@@ -113,13 +114,17 @@ class Linear(Module):
         """The input used in the product (here x itself)."""
         return x
 
+    def product(self, x, weight, bias) -> Tensor:
+        """The arithmetic: ``x @ weightᵀ + bias`` (a binary layer may hand it to the XNOR kernels)."""
+        return F.linear(x, weight, bias)
+
     def forward(self, x) -> Tensor:
         shape = F._shape(x)
         if len(shape) == 0 or shape[-1] != self.in_features:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected shape "
                              f"(..., {self.in_features})")
         _check_dtype(self, x, self.weight.dtype)
-        return F.linear(self.compute_input(x), self.compute_weight(), self.bias)
+        return self.product(self.compute_input(x), self.compute_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -138,7 +143,7 @@ class Conv2d(Module):
 
     Input (N, in_channels, H, W), output (N, out_channels, OH, OW), OH = (H + 2·ph - kh) // sh + 1.
 
-    Subclass hooks: as for :class:`Linear`; ``forward`` is one call of ``functional.conv2d``.
+    Subclass hooks: as for :class:`Linear`; ``product`` is one call of ``functional.conv2d``.
 
     Example:
         >>> Conv2d(3, 8, kernel_size=3, padding=1)(np.ones((2, 3, 5, 5))).shape
@@ -171,14 +176,18 @@ class Conv2d(Module):
         """The input used in the convolution (here x itself)."""
         return x
 
+    def product(self, x, weight, bias) -> Tensor:
+        """The arithmetic: the convolution of x with weight, plus bias (a binary layer may hand it to the XNOR
+        kernels)."""
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.pad_value)
+
     def forward(self, x) -> Tensor:
         shape = F._shape(x)
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected a 4-D input "
                              f"(N, {self.in_channels}, H, W)")
         _check_dtype(self, x, self.weight.dtype)
-        return F.conv2d(self.compute_input(x), self.compute_weight(), self.bias, self.stride, self.padding,
-                        self.pad_value)
+        return self.product(self.compute_input(x), self.compute_weight(), self.bias)
 
     def extra_repr(self) -> str:
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={_fmt_pair(self.kernel_size)}, "

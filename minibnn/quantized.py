@@ -62,9 +62,8 @@ import numpy as np
 
 from . import backend as _backend
 from . import constraints as _constraints
-from . import functional as F
 from . import quantizers as _quantizers
-from .layers import Conv2d, InitSpec, Linear, _check_dtype
+from .layers import Conv2d, InitSpec, Linear
 from .scales import init_alpha, mean_abs, scale_filters, xnor_scale
 from .tensor import Tensor, no_grad
 
@@ -228,16 +227,11 @@ class QuantLinear(_Quantized, Linear):
         self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
                                  use_kernel)
 
-    def forward(self, x):
-        """Linear's forward, the product made by :func:`minibnn.backend.linear` when ``kernel_active``."""
+    def product(self, x, weight, bias):
+        """Linear's product, made by :func:`minibnn.backend.linear` (the XNOR kernels) when ``kernel_active``."""
         if not self.kernel_active:
-            return super().forward(x)
-        shape = F._shape(x)
-        if len(shape) == 0 or shape[-1] != self.in_features:
-            raise ValueError(f"{self._signature()} got input of shape {shape}; expected shape "
-                             f"(..., {self.in_features})")
-        _check_dtype(self, x, self.weight.dtype)
-        return _backend.linear(self.compute_input(x), self.compute_weight(), self.bias)
+            return super().product(x, weight, bias)
+        return _backend.linear(x, weight, bias)
 
     def _signature(self) -> str:
         return f"{type(self).__name__}(in_features={self.in_features})"
@@ -281,17 +275,11 @@ class QuantConv2d(_Quantized, Conv2d):
         self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
                                  use_kernel)
 
-    def forward(self, x):
-        """Conv2d's forward, the convolution made by :func:`minibnn.backend.conv2d` when ``kernel_active``."""
+    def product(self, x, weight, bias):
+        """Conv2d's convolution, made by :func:`minibnn.backend.conv2d` (the XNOR kernels) when ``kernel_active``."""
         if not self.kernel_active:
-            return super().forward(x)
-        shape = F._shape(x)
-        if len(shape) != 4 or shape[1] != self.in_channels:
-            raise ValueError(f"{self._signature()} got input of shape {shape}; expected a 4-D input "
-                             f"(N, {self.in_channels}, H, W)")
-        _check_dtype(self, x, self.weight.dtype)
-        return _backend.conv2d(self.compute_input(x), self.compute_weight(), self.bias, self.stride, self.padding,
-                               self.pad_value)
+            return super().product(x, weight, bias)
+        return _backend.conv2d(x, weight, bias, self.stride, self.padding, self.pad_value)
 
     @property
     def pad_values(self) -> float:

@@ -67,7 +67,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------------------
 def _sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = +1 (also for -0.0), in x's dtype: the binarization every quantizer here uses."""
-    return np.where(x >= 0, 1, -1).astype(x.dtype)
+    return np.where(x >= 0, x.dtype.type(1), x.dtype.type(-1))  # typed scalars: no int64 temporary
 
 
 def _clip_mask(x: np.ndarray, clip_value: Optional[float]) -> np.ndarray:
