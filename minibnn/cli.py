@@ -138,5 +138,7 @@ register_command("demo", "train a small binary MLP on the bundled 8x8 digits and
                  _add_demo_arguments, run_demo)
 
 
+from . import experiments as _experiments  # noqa: E402,F401  (registers "minibnn experiment")
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -51,7 +51,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,7 +68,7 @@ __all__ = ["bnn_mlp", "two_layer_mlp", "lenet5", "vgg_small", "vgg7", "bireal_re
 
 _DEFAULTS: Dict[str, Any] = dict(
     width=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-    weight_scale=None, weight_init="glorot_uniform", bias_init="zeros", norm="batchnorm", norm_multiplier=1.0,
+    weight_scale=None, alpha_init="median", weight_init="glorot_uniform", bias_init="zeros", norm="batchnorm", norm_multiplier=1.0,
     first_full_precision=True, last_full_precision=True, head_activation="hardtanh", pool="max", pad_values=1.0,
     rng=None, dtype=np.float32)
 
@@ -117,7 +117,8 @@ class _Recipe:
         """Quantizer options of a layer: role "hidden" (binary), "first" or "last"."""
         o = self.o
         binary = dict(input_quantizer=o["input_quantizer"], kernel_quantizer=o["kernel_quantizer"],
-                      kernel_constraint=o["kernel_constraint"], weight_scale=o["weight_scale"])
+                      kernel_constraint=o["kernel_constraint"], weight_scale=o["weight_scale"],
+                      alpha_init=o["alpha_init"])
         if role == "first":
             return {} if o["first_full_precision"] else {**binary, "input_quantizer": None}
         if role == "last":
