@@ -14,9 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_gemm import THREADS, best_time, best_times, print_machine  # noqa: E402  (sets the BLAS thread count first)
-
-import argparse  # noqa: E402
+from _common import best_time, best_times, setup  # noqa: E402  (sets the BLAS thread count first)
 
 import numpy as np  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
@@ -34,13 +32,7 @@ def numpy_conv(x: np.ndarray, w_cols: np.ndarray, kernel: int = 3, pad: int = 1)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="fewer layers and repeats")
-    args = parser.parse_args()
-    assert args.threads == THREADS
-    xnor.set_num_threads(args.threads)
-    hz = print_machine(args.threads)
+    args, hz = setup(__doc__, "fewer layers and repeats")
     try:
         import torch
         torch.set_num_threads(args.threads)

@@ -18,9 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_gemm import THREADS, best_times, print_machine  # noqa: E402  (sets the BLAS thread count first)
-
-import argparse  # noqa: E402
+from _common import best_times, setup  # noqa: E402  (sets the BLAS thread count first)
 
 import numpy as np  # noqa: E402
 
@@ -41,13 +39,7 @@ def trained_looking(model, rng):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smaller models and fewer repeats")
-    args = parser.parse_args()
-    assert args.threads == THREADS
-    xnor.set_num_threads(args.threads)
-    print_machine(args.threads)
+    args, _ = setup(__doc__, "smaller models and fewer repeats")
     rng = np.random.default_rng(0)
     side, hidden = (16, 1024) if args.quick else (32, 4096)
     cases = [

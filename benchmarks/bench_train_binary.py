@@ -22,13 +22,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_gemm import THREADS, best_times, print_machine  # noqa: E402  (sets the BLAS thread count first)
-
-import argparse  # noqa: E402
+from _common import best_times, setup  # noqa: E402  (sets the BLAS thread count first)
 
 import numpy as np  # noqa: E402
 
-from minibnn import Tensor, backend, models, no_grad, xnor  # noqa: E402
+from minibnn import backend, models, no_grad, xnor  # noqa: E402
 from minibnn import functional as F  # noqa: E402
 from minibnn.constraints import apply_constraints  # noqa: E402
 from minibnn.optim import Adam  # noqa: E402
@@ -100,13 +98,7 @@ def with_kernels(enabled, fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smaller models and fewer repeats")
-    args = parser.parse_args()
-    assert args.threads == THREADS
-    xnor.set_num_threads(args.threads)
-    print_machine(args.threads)
+    args, _ = setup(__doc__, "smaller models and fewer repeats")
     rng = np.random.default_rng(0)
     hidden, side = (512, 16) if args.quick else (2048, 32)
     cases = [

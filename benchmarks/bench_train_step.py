@@ -55,26 +55,35 @@ def median_ms(times) -> float:
     return 1e3 * float(np.median(times))
 
 
+PHASES = ("forward+loss", "backward", "adam step", "total")
+
+
+def timed_step(forward_loss, optimizer, phases=None) -> None:
+    """One training step (the loss from forward_loss(), its backward, the optimizer's step), the same for minibnn
+    and PyTorch; when `phases` (a list per name of PHASES) is given, each phase's time is appended to it."""
+    t0 = time.perf_counter()
+    loss = forward_loss()
+    t1 = time.perf_counter()
+    optimizer.zero_grad()
+    loss.backward()
+    t2 = time.perf_counter()
+    optimizer.step()
+    t3 = time.perf_counter()
+    if phases is not None:
+        for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+            phases[name].append(dt)
+
+
 def bench_minibnn(steps: int, warmup: int, profile: bool):
     minibnn.manual_seed(0)
     model = minibnn_model()
     optimizer = Adam(model.parameters(), lr=1e-3)
     loss_fn = CrossEntropyLoss()
     x_np, y = make_data()
-    phases = {"forward+loss": [], "backward": [], "adam step": [], "total": []}
+    phases = {name: [] for name in PHASES}
 
     def step(record: bool):
-        t0 = time.perf_counter()
-        loss = loss_fn(model(Tensor(x_np)), y)
-        t1 = time.perf_counter()
-        optimizer.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
-        if record:
-            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
-                phases[name].append(dt)
+        timed_step(lambda: loss_fn(model(Tensor(x_np)), y), optimizer, phases if record else None)
 
     for _ in range(warmup):
         step(False)
@@ -111,19 +120,9 @@ def bench_torch(steps: int, warmup: int):
     loss_fn = torch.nn.CrossEntropyLoss()
     x_np, y_np = make_data()
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
-    phases = {"forward+loss": [], "backward": [], "adam step": [], "total": []}
+    phases = {name: [] for name in PHASES}
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        loss = loss_fn(model(x), y)
-        t1 = time.perf_counter()
-        optimizer.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        optimizer.step()
-        t3 = time.perf_counter()
-        if i >= warmup:
-            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
-                phases[name].append(dt)
+        timed_step(lambda: loss_fn(model(x), y), optimizer, phases if i >= warmup else None)
     return torch.__version__, {k: median_ms(v) for k, v in phases.items()}
 
 

@@ -24,10 +24,6 @@
 #define MB_UNIT_COLS 64
 #define MB_MIN_UNITS 8
 
-#if defined(_OPENMP)
-#define MB_THREADS(n) ((n) > 0 ? (n) : omp_get_max_threads())
-#endif
-
 static uint64_t popcount64(uint64_t x)
 {
     x = x - ((x >> 1) & 0x5555555555555555ULL);
@@ -56,10 +52,24 @@ static void pack_panels(const uint64_t *b, int64_t n_rows, int64_t w, int64_t np
     }
 }
 
-/* rows of a per unit: a multiple of the micro-kernel's rows whose packed words fit MB_A_BLOCK_BYTES */
-static int64_t rows_per_block(const mb_ukernel_t *uk, int64_t w, int64_t rows)
+/* The micro-kernel of `path` (scalar if that path is not compiled in) in *uk, and b regrouped into its panels:
+ * enough 8-output panels for whole micro-kernel calls over n_rows outputs. NULL when out of memory. */
+static uint64_t *weight_panels(int path, const uint64_t *b, int64_t n_rows, int64_t w, mb_ukernel_t *uk)
 {
-    int64_t mc = MB_A_BLOCK_BYTES / (w * 8);
+    int64_t npanels;
+    uint64_t *panels;
+    if (!mb_get_ukernel(path, uk)) mb_get_ukernel(MB_PATH_SCALAR, uk);
+    npanels = (n_rows + (int64_t)MB_PANEL * uk->np - 1) / ((int64_t)MB_PANEL * uk->np) * uk->np;
+    panels = (uint64_t *)mb_aligned_alloc((size_t)(npanels * w * MB_PANEL) * sizeof(uint64_t));
+    if (panels != NULL) pack_panels(b, n_rows, w, npanels, panels);
+    return panels;
+}
+
+/* rows of a per unit: a multiple of the micro-kernel's rows whose `row_bytes` each fit `budget` bytes (at least
+ * one micro-kernel's rows, at most all `rows` rounded up to them) */
+static int64_t rows_per_block(const mb_ukernel_t *uk, int64_t row_bytes, int64_t budget, int64_t rows)
+{
+    int64_t mc = budget / row_bytes;
     mc = mc / uk->mr * uk->mr;
     if (mc < uk->mr) mc = uk->mr;
     if (mc > rows) mc = (rows + uk->mr - 1) / uk->mr * uk->mr;
@@ -70,16 +80,12 @@ int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int6
             const mb_epilogue_t *epi, int nthreads)
 {
     mb_ukernel_t uk;
-    int64_t nt, npanels, mc, nmb, nnb, u;
-    uint64_t *panels;
-    if (!mb_get_ukernel(path, &uk)) mb_get_ukernel(MB_PATH_SCALAR, &uk);
-    nt = (int64_t)MB_PANEL * uk.np;
-    npanels = (n_rows + nt - 1) / nt * uk.np;
-    panels = (uint64_t *)mb_aligned_alloc((size_t)(npanels * w * MB_PANEL) * sizeof(uint64_t));
+    int64_t nt, mc, nmb, nnb, u;
+    uint64_t *panels = weight_panels(path, b, n_rows, w, &uk);
     if (panels == NULL) return MB_ERR_NOMEM;
-    pack_panels(b, n_rows, w, npanels, panels);
+    nt = (int64_t)MB_PANEL * uk.np;
 
-    mc = rows_per_block(&uk, w, m_rows);
+    mc = rows_per_block(&uk, w * 8, MB_A_BLOCK_BYTES, m_rows);
     nmb = (m_rows + mc - 1) / mc;
     nnb = (n_rows + MB_UNIT_COLS - 1) / MB_UNIT_COLS;
     (void)nthreads;
@@ -117,19 +123,13 @@ int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, 
     const size_t es = esize[dtype];
     const int64_t w = (k + 63) / 64;
     mb_ukernel_t uk;
-    int64_t nt, npanels, mc, nunits, calls;
-    uint64_t *panels;
+    int64_t nt, mc, nunits, calls;
+    uint64_t *panels = weight_panels(path, b, n_rows, w, &uk);
     int failed = 0;
-    if (!mb_get_ukernel(path, &uk)) mb_get_ukernel(MB_PATH_SCALAR, &uk);
-    nt = (int64_t)MB_PANEL * uk.np;
-    npanels = (n_rows + nt - 1) / nt * uk.np;
-    panels = (uint64_t *)mb_aligned_alloc((size_t)(npanels * w * MB_PANEL) * sizeof(uint64_t));
     if (panels == NULL) return MB_ERR_NOMEM;
-    pack_panels(b, n_rows, w, npanels, panels);
+    nt = (int64_t)MB_PANEL * uk.np;
 
-    mc = (int64_t)(MB_REAL_BLOCK_BYTES / ((size_t)k * es)) / uk.mr * uk.mr;
-    if (mc < uk.mr) mc = uk.mr;
-    if (mc > m_rows) mc = (m_rows + uk.mr - 1) / uk.mr * uk.mr;
+    mc = rows_per_block(&uk, k * (int64_t)es, MB_REAL_BLOCK_BYTES, m_rows);
     nunits = (m_rows + mc - 1) / mc;
     calls = ((mc + uk.mr - 1) / uk.mr) * ((n_rows + nt - 1) / nt); /* micro-kernel calls per full block */
     (void)nthreads;
@@ -234,22 +234,18 @@ int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, 
 {
     mb_ukernel_t uk;
     const int64_t kwords = kh * kw * wc, rows = batch * oh * ow;
-    int64_t nt, npanels, mc, nunits, c;
-    uint64_t *panels, *padrow;
+    int64_t nt, mc, nunits, c;
+    uint64_t *panels = weight_panels(path, weights, o, kwords, &uk);
+    uint64_t *padrow = (uint64_t *)malloc((size_t)wc * sizeof(uint64_t));
     int32_t *corr = NULL;
     int64_t *pos_index = NULL;
     int failed = 0;
-    if (!mb_get_ukernel(path, &uk)) mb_get_ukernel(MB_PATH_SCALAR, &uk);
-    nt = (int64_t)MB_PANEL * uk.np;
-    npanels = (o + nt - 1) / nt * uk.np;
-    panels = (uint64_t *)mb_aligned_alloc((size_t)(npanels * kwords * MB_PANEL) * sizeof(uint64_t));
-    padrow = (uint64_t *)malloc((size_t)wc * sizeof(uint64_t));
     if (panels == NULL || padrow == NULL) {
         mb_aligned_free(panels);
         free(padrow);
         return MB_ERR_NOMEM;
     }
-    pack_panels(weights, o, kwords, npanels, panels);
+    nt = (int64_t)MB_PANEL * uk.np;
     /* the words of a padding pixel: all channels +1 (zero bits) or all -1 (the valid channel bits set) */
     for (c = 0; c < wc; c++) {
         const int64_t valid = channels - 64 * c;
@@ -264,7 +260,7 @@ int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, 
         }
     }
 
-    mc = rows_per_block(&uk, kwords, rows);
+    mc = rows_per_block(&uk, kwords * 8, MB_A_BLOCK_BYTES, rows);
     /* at least MB_MIN_UNITS units, so that the threads stay balanced */
     while (mc > 4 * uk.mr && (rows + mc - 1) / mc < MB_MIN_UNITS) mc = (mc / 2 + uk.mr - 1) / uk.mr * uk.mr;
     nunits = (rows + mc - 1) / mc;

@@ -40,6 +40,8 @@
 
 #if defined(_OPENMP)
 #include <omp.h>
+/* the thread count of a parallel region: the caller's nthreads, or OpenMP's default when it is 0 */
+#define MB_THREADS(n) ((n) > 0 ? (n) : omp_get_max_threads())
 #endif
 
 /* Weight panels: the rows of b (one row per output n) are regrouped 8 at a time, interleaved word by word:

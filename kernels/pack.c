@@ -212,7 +212,7 @@ PACK_SELECT(i8, pack_row_i8_base)
 
 #if defined(_OPENMP)
 #define PACK_PRAGMA                                                                                               \
-    _Pragma("omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : omp_get_max_threads()) if (rows * k >= MB_PARALLEL_MIN)")
+    _Pragma("omp parallel for schedule(static) num_threads(MB_THREADS(nthreads)) if (rows * k >= MB_PARALLEL_MIN)")
 #else
 #define PACK_PRAGMA
 #endif
@@ -297,7 +297,7 @@ int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t
     int64_t row;
     (void)nthreads;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(nthreads > 0 ? nthreads : omp_get_max_threads()) if (batch * oh * ow * wc * kh * kw >= MB_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) num_threads(MB_THREADS(nthreads)) if (batch * oh * ow * wc * kh * kw >= MB_PARALLEL_MIN)
 #endif
     for (row = 0; row < batch * oh; row++) {
         const int64_t b = row / oh, y = row % oh;

@@ -61,8 +61,8 @@ from . import functional as F
 from . import xnor
 from .tensor import Tensor
 
-__all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "linear", "conv2d", "BinaryLinearFn",
-           "BinaryConv2dFn", "ENV_VAR"]
+__all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "scaled_filters", "linear", "conv2d",
+           "BinaryLinearFn", "BinaryConv2dFn", "ENV_VAR"]
 
 ENV_VAR = "MINIBNN_USE_KERNELS"
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -130,10 +130,11 @@ def _pm1_rows(x: np.ndarray) -> Optional[np.ndarray]:
     return packed if np.all(magnitude == 1) else None
 
 
-def _scaled_filters(w: np.ndarray) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
+def scaled_filters(w: np.ndarray) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
     """(pack(w), α) if every filter w[n] (all axes but 0 packed along the last) is α_n·(±1, ...), else None.
 
-    α is None when every α_n is 1 (no scale to apply)."""
+    α is None when every α_n is 1 (no scale to apply). Used by the training forward here and by
+    :func:`minibnn.deploy.freeze`."""
     packed, magnitude = xnor.pack_scaled(np.ascontiguousarray(w))
     magnitude = magnitude.reshape(len(w), -1)
     alpha = magnitude[:, 0]
@@ -175,7 +176,7 @@ class BinaryLinearFn(F.LinearFn):
         n_out, k = w.shape
         x2 = x.reshape(-1, k)
         px = _pm1_rows(x2)
-        filters = _scaled_filters(w) if px is not None else None
+        filters = scaled_filters(w) if px is not None else None
         if filters is None:
             return super().forward(x, w, b)
         pw, alpha = filters
@@ -209,7 +210,7 @@ class BinaryConv2dFn(F.Conv2dFn):
     @staticmethod
     def _kernel_forward(x, w, b, stride, padding, pad_value) -> Optional[np.ndarray]:
         px = _pm1_rows(x.transpose(0, 2, 3, 1))                # (N, H, W, ceil(C/64)): channels last, packed
-        filters = _scaled_filters(w.transpose(0, 2, 3, 1)) if px is not None else None   # (O, kh, kw, words)
+        filters = scaled_filters(w.transpose(0, 2, 3, 1)) if px is not None else None   # (O, kh, kw, words)
         if filters is None:
             return None
         pw, alpha = filters

@@ -61,6 +61,7 @@ import numpy as np
 from .checkpoint import write_npz_atomically
 from . import functional as F
 from . import packing, xnor
+from .backend import scaled_filters
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Hardtanh, Identity,
                      LeakyReLU, Linear, MaxPool2d, PReLU, ReLU, ReLU6, Sigmoid, Tanh)
 from .models import GlobalAvgPool2d
@@ -575,16 +576,15 @@ def _packed_weight(name: str, layer: Module, feature_hwc: Optional[Tuple[int, in
     elif feature_hwc is not None:
         h, wd, c = feature_hwc
         w = w.reshape(len(w), c, h, wd).transpose(0, 2, 3, 1)     # NCHW-flatten order -> (O, H, W, C)
-    packed, magnitude = xnor.pack_scaled(np.ascontiguousarray(w, dtype=np.float32))
-    magnitude = magnitude.reshape(len(w), -1)
-    alpha = magnitude[:, 0]
-    if not np.all(magnitude == alpha[:, None]):
+    filters = scaled_filters(np.asarray(w, dtype=np.float32))
+    if filters is None:
         raise FreezeError(f"freeze: the weights of layer {name} ({type(layer).__name__}) are not ±α per output "
                           f"(q_w = {getattr(layer.kernel_quantizer, 'name', layer.kernel_quantizer)!r}), so they "
                           f"cannot be packed into bits")
+    packed, alpha = filters
     if feature_hwc is not None:
         packed = packed.reshape(len(w), -1)
-    return packed, (None if np.all(alpha == 1) else alpha.astype(np.float32))
+    return packed, (None if alpha is None else alpha.astype(np.float32))
 
 
 def _monotone(table: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -194,10 +194,9 @@ def _check_output_size(fn: str, shape: Tuple[int, ...], itemsize: int) -> None:
     nbytes = itemsize
     for s in shape:
         nbytes *= int(s)
-    limit = _MEMORY
-    if nbytes > limit:
+    if nbytes > _MEMORY:
         raise ValueError(f"{fn}: the output of shape {tuple(shape)} would need {nbytes / 2**30:.1f} GiB, more than "
-                         f"this machine's {limit / 2**30:.1f} GiB of memory")
+                         f"this machine's {_MEMORY / 2**30:.1f} GiB of memory")
 
 
 def _as_int(fn: str, name: str, v, minimum: int) -> int:
@@ -226,24 +225,36 @@ def _packed(fn: str, name: str, arr, ndim: int, layout: str) -> np.ndarray:
         raise TypeError(f"{fn}: {name} must have dtype uint64 (packed words, see minibnn.packing), got {arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D {layout}, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{fn}: {name} is empty (shape {arr.shape}); expected every axis of {layout} >= 1")
-    if not (arr.flags.c_contiguous and arr.flags.aligned):
-        raise ValueError(f"{fn}: {name} must be C-contiguous and aligned (strides {arr.strides} for shape "
-                         f"{arr.shape}); pass np.ascontiguousarray({name})")
-    return arr
+    return _nonempty_contiguous(fn, name, arr, layout)
 
 
 def _real_rows(fn: str, name: str, arr: np.ndarray, layout: str) -> np.ndarray:
     """A real operand to be packed on the fly: 2-D, C-contiguous, aligned, non-empty (dtype already checked)."""
     if arr.ndim != 2:
         raise ValueError(f"{fn}: {name} must be 2-D {layout} (real values) or packed words, got shape {arr.shape}")
+    return _nonempty_contiguous(fn, name, arr, layout)
+
+
+def _nonempty_contiguous(fn: str, name: str, arr: np.ndarray, layout: str) -> np.ndarray:
+    """What the compiled code needs of every operand it reads: no empty axis, C order, aligned."""
     if arr.size == 0:
         raise ValueError(f"{fn}: {name} is empty (shape {arr.shape}); expected every axis of {layout} >= 1")
     if not (arr.flags.c_contiguous and arr.flags.aligned):
         raise ValueError(f"{fn}: {name} must be C-contiguous and aligned (strides {arr.strides} for shape "
                          f"{arr.shape}); pass np.ascontiguousarray({name})")
     return arr
+
+
+def _to_pack(fn: str, x) -> np.ndarray:
+    """The array x of pack / pack_scaled: at least one axis, none empty, C-contiguous (dtype checked by each)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: x must be a numpy array, got {type(x).__name__}")
+    if x.ndim == 0 or x.size == 0:
+        raise ValueError(f"{fn}: x must have at least one axis and no empty axis, got shape {x.shape}")
+    if not (x.flags.c_contiguous and x.flags.aligned):
+        raise ValueError(f"{fn}: x must be C-contiguous (strides {x.strides} for shape {x.shape}); pass "
+                         f"np.ascontiguousarray(x)")
+    return x
 
 
 def _check_k(fn: str, name: str, arr: np.ndarray, k: int, what: str) -> None:
@@ -320,21 +331,16 @@ def pack(x: np.ndarray) -> np.ndarray:
     array([[9]], dtype=uint64)
     """
     fn = "xnor.pack"
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{fn}: x must be a numpy array, got {type(x).__name__}")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.signedinteger)):
+    if isinstance(x, np.ndarray) and not (np.issubdtype(x.dtype, np.floating)
+                                          or np.issubdtype(x.dtype, np.signedinteger)):
         raise TypeError(f"{fn}: x must be real (float or signed integer), got dtype {x.dtype}")
-    if x.ndim == 0 or x.size == 0:
-        raise ValueError(f"{fn}: x must have at least one axis and no empty axis, got shape {x.shape}")
-    if not (x.flags.c_contiguous and x.flags.aligned):
-        raise ValueError(f"{fn}: x must be C-contiguous (strides {x.strides} for shape {x.shape}); pass "
-                         f"np.ascontiguousarray(x)")
-    k = x.shape[-1]
-    out_shape = x.shape[:-1] + (packing.packed_width(k),)
+    x = _to_pack(fn, x)
     path = active_path()
     kernel = _PACK_C.get(x.dtype) if x.dtype.isnative else None
     if path == "numpy" or kernel is None:
         return packing.pack(x)
+    k = x.shape[-1]
+    out_shape = x.shape[:-1] + (packing.packed_width(k),)
     out = np.empty(out_shape, dtype=np.uint64)
     getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out_shape[-1]), _num_threads)
     return out
@@ -353,15 +359,9 @@ def pack_scaled(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
            [2]], dtype=uint64), array([ 1., nan], dtype=float32))
     """
     fn = "xnor.pack_scaled"
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{fn}: x must be a numpy array, got {type(x).__name__}")
-    if x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if isinstance(x, np.ndarray) and x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{fn}: x must be float32 or float64, got dtype {x.dtype}")
-    if x.ndim == 0 or x.size == 0:
-        raise ValueError(f"{fn}: x must have at least one axis and no empty axis, got shape {x.shape}")
-    if not (x.flags.c_contiguous and x.flags.aligned):
-        raise ValueError(f"{fn}: x must be C-contiguous (strides {x.strides} for shape {x.shape}); pass "
-                         f"np.ascontiguousarray(x)")
+    x = _to_pack(fn, x)
     path = active_path()
     if path == "numpy":
         return packing.pack_scaled(x)

@@ -1,5 +1,6 @@
-"""One specification, run against every kernel path: AVX-512, AVX2, NEON, scalar, the NumPy fallback (all through
-minibnn.xnor with the path forced) and the NumPy reference (minibnn.packing) itself.
+"""One specification, run against every kernel path: AVX-512, AVX2, NEON, scalar, NumPy (all through minibnn.xnor
+with the path forced), minibnn.xnor as it runs when the extension is not built, and the NumPy reference
+(minibnn.packing) itself.
 
 Every result must equal float arithmetic on the same ±1 data -- matmul, convolution, max-pool -- bit for bit.
 A new path is one line in PATHS. Paths this machine or this build cannot run are skipped (with the reason).
@@ -23,9 +24,23 @@ PATHS = [
     "avx2",
     "neon",
     "scalar",
-    "numpy",       # the fallback used when the extension is not built
+    "numpy",       # the NumPy path forced with the extension present
+    "fallback",    # no extension at all: what runs when minibnn._xnor is not built
     "reference",   # minibnn.packing, the readable specification
 ]
+
+
+@contextmanager
+def without_extension():
+    """minibnn.xnor in the state its import leaves when minibnn._xnor cannot be imported, for the block."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(xnor, "_ext", None)
+        mp.setattr(xnor, "EXTENSION_ERROR", "hidden by the test")
+        mp.setattr(xnor, "_forced", None)
+        mp.setattr(xnor, "_env_choice", "")
+        mp.setattr(xnor, "_best", None)
+        assert xnor.available_paths() == ("numpy",) and xnor.active_path() == "numpy"
+        yield xnor
 
 
 @contextmanager
@@ -33,6 +48,10 @@ def kernels(path):
     """The module whose pack/gemm/conv2d/maxpool2d implement `path`."""
     if path == "reference":
         yield packing
+        return
+    if path == "fallback":
+        with without_extension() as kern:
+            yield kern
         return
     if path not in xnor.available_paths():
         reason = xnor._unavailable_reason(path)
@@ -277,6 +296,10 @@ def test_import_without_extension_falls_back_to_numpy(tmp_path):
         "assert xnor.available_paths() == ('numpy',)\n"
         "a = np.array([[1., -1., 1.]], dtype=np.float32)\n"
         "assert xnor.gemm(xnor.pack(a), xnor.pack(a), 3)[0, 0] == 3\n"
+        "info = xnor.kernel_info()\n"
+        "assert info['threads'] == 1 and not info['openmp'] and set(info['cpu_features']) >= {'avx2', 'neon'}\n"
+        "from minibnn import backend\n"
+        "assert not backend.kernels_enabled()   # automatic: off, the NumPy path is slower than a float matmul\n"
         "try:\n"
         "    xnor.set_path('scalar')\n"
         "except RuntimeError as e:\n"
@@ -286,10 +309,26 @@ def test_import_without_extension_falls_back_to_numpy(tmp_path):
         "print('ok')\n")
     env = dict(os.environ)
     env.pop(xnor.ENV_VAR, None)
+    env.pop("MINIBNN_USE_KERNELS", None)
     root = os.path.dirname(os.path.dirname(os.path.abspath(xnor.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_fallback_packs_scaled_rows_and_real_activations():
+    """The entry points outside the specification table (pack_scaled; gemm on real values) without the extension."""
+    rng = np.random.default_rng(5)
+    x = signs(rng, (4, 70)) * np.float32(0.5)
+    x[1, 3] = 2.0                                                  # not a scaled sign row: magnitude NaN
+    w = xnor.pack(signs(rng, (3, 70)))
+    with without_extension() as kern:
+        bits, mag = kern.pack_scaled(x)
+        fused = kern.gemm(x, w, 70)
+    ref_bits, ref_mag = packing.pack_scaled(x)
+    np.testing.assert_array_equal(bits, ref_bits)
+    np.testing.assert_array_equal(mag, ref_mag)
+    np.testing.assert_array_equal(fused, packing.gemm(packing.pack(x), w, 70))
 
 
 def test_threads_give_identical_results():
