@@ -152,15 +152,9 @@ class CaseOptimizer:
             raise TypeError(f"CaseOptimizer: default must be a factory (a callable taking a list of parameters) "
                             f"or None, got {default!r}")
         buckets: List[List[Tuple[str, Parameter]]] = [[] for _ in range(len(cases) + 1)]
-        seen = set()
-        for module_name, module in model.named_modules():
-            for attr, p in module._parameters.items():
-                if id(p) in seen:
-                    continue
-                seen.add(id(p))
-                full = f"{module_name}.{attr}" if module_name else attr
-                index = next((i for i, (predicate, _) in enumerate(cases) if predicate(module, attr)), len(cases))
-                buckets[index].append((full, p))
+        for full, module, attr, p in model._parameter_slots():
+            index = next((i for i, (predicate, _) in enumerate(cases) if predicate(module, attr)), len(cases))
+            buckets[index].append((full, p))
         factories = [factory for _, factory in cases] + [default]
         self.routes: List[List[str]] = []
         self.optimizers: List[Optional[Optimizer]] = []

@@ -144,12 +144,8 @@ def gradcheck_module(module, *inputs, **kwargs) -> bool:
         True
     """
     module.astype(np.float64)
-    named = list(module.named_parameters())
-    owners = {}
-    for mod_name, mod in module.named_modules():
-        for attr in mod._parameters:
-            owners.setdefault(id(getattr(mod, attr)), (mod, attr))
-    slots = [owners[id(p)] for _, p in named]
+    found = list(module._parameter_slots())
+    slots = [(mod, attr) for _, mod, attr, _ in found]
 
     def call(*args):
         xs, params = args[:len(inputs)], args[len(inputs):]
@@ -163,4 +159,4 @@ def gradcheck_module(module, *inputs, **kwargs) -> bool:
                 object.__setattr__(mod, attr, p)
 
     call.__qualname__ = f"{type(module).__name__}(...)"
-    return gradcheck(call, *inputs, *[p.data for _, p in named], **kwargs)
+    return gradcheck(call, *inputs, *[p.data for _, _, _, p in found], **kwargs)

@@ -55,7 +55,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layers import AvgPool2d, Conv2d, Flatten, Hardtanh, Identity, Linear, MaxPool2d, ReLU
+from .layers import AvgPool2d, Conv2d, Flatten, Hardtanh, Identity, Linear, MaxPool2d, ReLU, _positive_int
 from .module import Module, ModuleList, Sequential
 from .normalization import make_norm
 from .quantized import QuantConv2d, QuantLinear
@@ -157,12 +157,6 @@ class _Recipe:
             return None
         kind = self.o["head_activation"]
         return Hardtanh() if kind == "hardtanh" else ReLU() if kind == "relu" else None
-
-
-def _positive_int(who: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # (out_channels, kernel, padding, pool_after)

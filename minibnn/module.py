@@ -121,14 +121,20 @@ class Module:
     def modules(self) -> Iterator["Module"]:
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
-        """Every parameter, once, with its dotted name (``"0.weight"``, ``"block.bn.bias"``)."""
+    def _parameter_slots(self, prefix: str = "") -> Iterator[Tuple[str, "Module", str, Parameter]]:
+        """(dotted name, owning module, attribute name, parameter) of every parameter, once: a parameter shared
+        by several modules is reported with the first owner met (the walk of ``named_parameters``)."""
         seen = set()
         for module_name, module in self.named_modules(prefix):
             for name, p in module._parameters.items():
                 if id(p) not in seen:
                     seen.add(id(p))
-                    yield (f"{module_name}.{name}" if module_name else name), p
+                    yield (f"{module_name}.{name}" if module_name else name), module, name, p
+
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+        """Every parameter, once, with its dotted name (``"0.weight"``, ``"block.bn.bias"``)."""
+        for name, _, _, p in self._parameter_slots(prefix):
+            yield name, p
 
     def parameters(self) -> List[Parameter]:
         return [p for _, p in self.named_parameters()]

@@ -110,3 +110,10 @@ def test_super_init_must_come_first():
 
     with pytest.raises(RuntimeError, match="super\\(\\).__init__\\(\\)"):
         Broken()
+
+
+def test_import_minibnn_exposes_every_concept_as_a_submodule():
+    import minibnn as mb
+
+    assert mb.layers.Linear and mb.optim.Adam and mb.quantizers.get("ste_sign") and mb.training.fit
+    assert mb.Tensor is mb.tensor.Tensor and mb.data.DataLoader and mb.models.bnn_mlp
