@@ -191,6 +191,16 @@ def _sign(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0, -1.0)
 
 
+def _down_from_top(factors: np.ndarray, top_var: float) -> np.ndarray:
+    """A variance carried down from the top, layer by layer: V(g^l) = V(g^L)·Π_{m=l}^{L-1} f_m for l = 1..L.
+
+    ``factors`` holds f_1, ..., f_{L-1} (f_m multiplies the variance from layer m+1 to layer m); the last entry
+    of the result is V(g^L) itself (the empty product).
+    """
+    tail = np.cumprod(factors[::-1])[::-1]         # Π_{m=l}^{L-1}, l = 1..L-1
+    return float(top_var) * np.concatenate([tail, [1.0]])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Sari, Belbahri & Partovi Nia 2019 — binary moments, variance through depth, BatchNorm, Theorem 1, eq. 2
 # ---------------------------------------------------------------------------------------------------------
@@ -348,9 +358,7 @@ def gradient_variance(widths: Sequence[int], weight_var: ArrayLike, top_var: flo
     """
     widths = _widths(widths)
     v = _per_layer("weight_var", weight_var, len(widths) - 1)
-    factors = np.asarray(widths[1:], dtype=np.float64) * v          # K_l·V(w^l), l = 1..L
-    tail = np.cumprod(factors[::-1])[::-1]                          # Π_{l'=l}^{L}
-    return float(top_var) * np.concatenate([tail[1:], [1.0]])
+    return _down_from_top(np.asarray(widths[2:], dtype=np.float64) * v[1:], top_var)   # K_l·V(w^l), l = 2..L
 
 
 def _draw_weights(kind: str, var: float, shape: Tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -428,6 +436,8 @@ def measure_gradient_variance(widths: Sequence[int], weight_var: ArrayLike, top_
     return _replicate_checks("gradient variance", gradient_variance(widths, v, top_var), out, z)
 
 
+# batchnorm_forward / batchnorm_backward are eq. 1 written out in NumPy, deliberately apart from
+# layers.BatchNorm1d and functional.batch_norm: check_batchnorm_backward_against_autograd compares the two.
 def batchnorm_forward(s: np.ndarray, gamma: ArrayLike = 1.0, beta: ArrayLike = 0.0, eps: float = 0.0,
                       axis: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """z = γ·ŝ + β with ŝ = (s - μ̂)/σ̂, μ̂ and σ̂² the batch mean and (biased) variance (Sari et al. 2019, sec. 2).
@@ -581,10 +591,7 @@ def theorem1_gradient_variance(widths: Sequence[int], batchnorm: bool, top_var: 
     if not batchnorm:
         return gradient_variance(widths, 1.0, top_var)
     k = np.asarray(widths, dtype=np.float64)
-    n_layers = len(widths) - 1
-    factors = k[2:] / k[:-2]                       # K_{l+1}/K_{l-1} for l = 1..L-1
-    tail = np.cumprod(factors[::-1])[::-1]         # Π_{l'=l}^{L-1}
-    return float(top_var) * np.concatenate([tail, [1.0]])[:n_layers]
+    return _down_from_top(k[2:] / k[:-2], top_var)   # K_{l+1}/K_{l-1} for l = 1..L-1
 
 
 def simulate_binary_mlp_gradients(widths: Sequence[int], batch: int, batchnorm: bool, n_nets: int = 200,
@@ -932,9 +939,7 @@ def clipped_ste_gradient_variance(widths: Sequence[int], clip_value: float = 1.0
     shares = np.array([binary_dot_active_share(widths[m - 1], clip_value,
                                                math.sqrt(float(input_var)) if m == 1 else 1.0)
                        for m in range(1, n_layers)])
-    factors = shares * np.asarray(widths[2:], dtype=np.float64)         # p_m·K_{m+1}, m = 1..L-1
-    tail = np.cumprod(factors[::-1])[::-1]                              # Π_{m=l}^{L-1}
-    return float(top_var) * np.concatenate([tail, [1.0]])
+    return _down_from_top(shares * np.asarray(widths[2:], dtype=np.float64), top_var)   # p_m·K_{m+1}, m = 1..L-1
 
 
 def measure_theorem1_network(depth: int, width: int, batch: int, batchnorm: bool, seeds=200,
@@ -1154,6 +1159,11 @@ def sign_bn_as_printed(s: np.ndarray, gamma: ArrayLike, beta: ArrayLike, mean: A
 # ---------------------------------------------------------------------------------------------------------
 # Darabi, Belbahri, Courbariaux & Partovi Nia 2018 — SignSwish and the scale regularizers
 # ---------------------------------------------------------------------------------------------------------
+#
+# signswish / signswish_grad and regularizer / optimal_scale restate in closed form, in float64 NumPy, what
+# the library computes with Tensors (quantizers.sign_swish and its backward, regularizers.r1 / r2,
+# scales.init_alpha). They are written again on purpose: they are the paper's formulas that the library, the
+# tutorials and the graded assignments are checked against, so they must not call the code under test.
 
 def signswish(x: ArrayLike, beta: float = 5.0) -> np.ndarray:
     """SS_β(x) = 2σ(βx)·[1 + βx·(1 - σ(βx))] - 1, σ the logistic sigmoid (Darabi et al. 2018, eq. 2).

@@ -34,7 +34,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, binary_layers, build_model, load_data, md_table,
+from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, binary_layers, build_model, md_table,
                      lr_of, register_study, train, width_of)
 
 #: Sari et al.'s Table 2 (binarized ResNet-56, CIFAR-10): best accuracy, max and min over runs
@@ -81,8 +81,7 @@ class BNAblation(Study):
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
         from ..random import manual_seed
 
-        data = load_data(opts["dataset"], opts["data_root"], self.images(opts), opts["train_limit"],
-                         opts["test_limit"])
+        data = self.data(opts)
         extra = {"num_hidden": int(opts["mlp_hidden_layers"])} if config["arch"] == "mlp" else {}
         manual_seed(seed)
         model = build_model(config["arch"], data, width_of(opts, config["arch"]), norm=config["norm"],

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, load_data, md_table, lr_of,
+from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table, lr_of,
                      register_study, train, width_of)
 
 #: best top-1 accuracy (%) in Sari et al.'s Table 1 (CIFAR-10): Glorot, then σ² = 1e-1 ... 1e-4
@@ -73,8 +73,7 @@ class InitVariance(Study):
         from ..init import ConstantVariance
         from ..random import manual_seed
 
-        data = load_data(opts["dataset"], opts["data_root"], self.images(opts), opts["train_limit"],
-                         opts["test_limit"])
+        data = self.data(opts)
         init = "glorot_uniform" if config["init"] == "glorot" else ConstantVariance(float(config["init"]))
         manual_seed(seed)
         model = build_model(config["arch"], data, width_of(opts, config["arch"]), weight_init=init)

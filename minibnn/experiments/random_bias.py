@@ -41,7 +41,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, load_data, md_table,
+from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table,
                      lr_of, randomize_norm_bias, register_study, train, width_of)
 
 #: validation error (%) in Li & Partovi Nia's Table 1 (full precision) and Table 2 (binary), CIFAR-10
@@ -87,8 +87,7 @@ class RandomBias(Study):
         from .. import functional as F
         from ..random import manual_seed
 
-        data = load_data(opts["dataset"], opts["data_root"], self.images(opts), opts["train_limit"],
-                         opts["test_limit"])
+        data = self.data(opts)
         if config["activation"] == "sign":
             model_options: Dict[str, Any] = {}  # BinaryNet: sign activations and weights, weight clip
         else:

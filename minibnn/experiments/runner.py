@@ -5,7 +5,8 @@ A *study* (one module of this package per paper experiment) is a :class:`Study` 
 * ``sizes``: its hyperparameters for each size, ``"tiny"`` (seconds, for the test suite), ``"quick"``
   (minutes on 2 cores, for classrooms) and ``"full"`` (the closest this engine gets to the paper);
 * ``configs(opts)``: the points of its sweep, each a dict of JSON values with a unique ``"label"``;
-* ``run_one(config, seed, opts)``: train one model and return its numbers (scalars, or per-epoch lists);
+* ``run_one(config, seed, opts)``: train one model on ``self.data(opts)`` and return its numbers (scalars, or
+  per-epoch lists);
 * ``markdown(result)`` and ``plot(result, fig)``: its table laid out like the paper's, and its figure.
 
 :func:`run_study` then does the rest, the same way for every study:
@@ -104,6 +105,11 @@ class Study:
         takes flat points (so the synthetic sets ``spirals`` and ``gaussian`` work with MLP-only sweeps)."""
         archs = opts.get("archs") or (opts.get("arch"),)
         return any(a != "mlp" for a in archs)
+
+    def data(self, opts: Dict[str, Any]) -> "Data":
+        """The dataset of the runs, as ``opts`` names it (:func:`load_data`, cached per process)."""
+        return load_data(opts["dataset"], opts.get("data_root"), self.images(opts), opts.get("train_limit"),
+                         opts.get("test_limit"))
 
     def configs(self, opts: Dict[str, Any]) -> List[Dict[str, Any]]:
         raise NotImplementedError
@@ -561,8 +567,7 @@ def run_study(name: str, *, seeds: Union[int, Sequence[int], None] = None, size:
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     # load (and check) the data once here, so a missing file fails before any worker starts
-    load_data(opts["dataset"], opts.get("data_root"), study.images(opts), opts.get("train_limit"),
-              opts.get("test_limit"))
+    study.data(opts)
     configs = study.configs(opts)
     labels = [c["label"] for c in configs]
     if len(set(labels)) != len(labels):

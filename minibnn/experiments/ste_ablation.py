@@ -37,7 +37,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, load_data, md_table, lr_of,
+from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table, lr_of,
                      register_study, train, width_of)
 
 #: Darabi et al.'s Table 1 (CIFAR-10 top-1 %): {scale: {ste: (AlexNet, DoReFa-Net)}}
@@ -84,8 +84,7 @@ class SteAblation(Study):
         from ..random import manual_seed
         from ..regularizers import BNNPlusRegularizer
 
-        data = load_data(opts["dataset"], opts["data_root"], self.images(opts), opts["train_limit"],
-                         opts["test_limit"])
+        data = self.data(opts)
         scale = config["scale"]
         weight_scale = {"r1": "trainable", "r2": "trainable", "xnor": "xnor", "none": None}[scale]
         manual_seed(seed)

@@ -45,7 +45,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (COMMON_OPTIONS, Study, binary_layers, build_model, fmt_pm, load_data, md_table,
+from .runner import (COMMON_OPTIONS, Study, binary_layers, build_model, fmt_pm, md_table,
                      lr_of, norm_layers, register_study, train, width_of)
 
 _TRAINING = dict(batch_size=64, lrs={"vgg-small": 5e-3}, milestones=(0.5, 0.75), arch="vgg-small")
@@ -80,8 +80,7 @@ class ThresholdShift(Study):
         from ..quantizers import ShiftedThreshold, TrainableThreshold
         from ..random import manual_seed
 
-        data = load_data(opts["dataset"], opts["data_root"], self.images(opts), opts["train_limit"],
-                         opts["test_limit"])
+        data = self.data(opts)
         manual_seed(seed)
         model = build_model(opts["arch"], data, width_of(opts, opts["arch"]), pool=config["pool"])
         layers = binary_layers(model)
