@@ -47,10 +47,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import types
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from .atomic import atomic_write
 
 __all__ = ["BEGIN", "END", "ENV_VAR", "Exercise", "strip_solutions", "exercises", "find_tutorials", "step_of",
            "script_text", "default_source", "make", "load_definitions", "submission_path", "grade", "main"]
@@ -179,15 +179,8 @@ def find_tutorials(source: Optional[PathLike] = None) -> List[Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def make(out_dir: PathLike, source: Optional[PathLike] = None, notebooks: bool = False) -> List[Path]:

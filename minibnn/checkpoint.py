@@ -29,10 +29,8 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -40,6 +38,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from .atomic import atomic_write
 from .module import Module
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError", "FORMAT", "VERSION"]
@@ -103,40 +102,11 @@ def _decode(value: Any, arrays: Dict[str, np.ndarray], where: str) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------------------
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable (POSIX); silently skipped where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_npz_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """``np.savez(path, **arrays)`` done atomically: into a temporary file of the same directory, flushed and
-    fsync-ed, then renamed over ``path``; a crash or an error midway leaves the previous file (if any) whole.
-    Checkpoints and packed inference models are both written this way."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); use the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
+    """``np.savez(path, **arrays)`` done atomically (:func:`minibnn.atomic.atomic_write`): a crash or an error
+    midway leaves the previous file (if any) whole. Checkpoints and packed inference models are written this way."""
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch: Optional[int] = None,

@@ -29,6 +29,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write
+
 __all__ = [
     "Dataset", "ArrayDataset", "Subset", "random_split", "DataLoader",
     "stratified_split", "load_digits", "DIGITS_PATH", "DIGITS_SHA256",
@@ -702,15 +704,8 @@ def _extract_cifar10(archive: str, folder: str) -> None:
         for member in tar:
             if member.name not in wanted or not member.isfile():
                 continue
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{wanted[member.name]}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(tar.extractfile(member).read())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, os.path.join(folder, wanted[member.name]))
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_write(os.path.join(folder, wanted[member.name])) as out:
+                out.write(tar.extractfile(member).read())
             del wanted[member.name]
     if wanted:
         raise ValueError(f"load_cifar10: {archive} lacks {', '.join(sorted(wanted))}: it is not the CIFAR-10 binary "

@@ -38,13 +38,13 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = [
     "ACTIVATIONS", "pre_activations", "activation_pattern", "gini",
@@ -486,17 +486,8 @@ def _matplotlib():
 
 def _save_png(fig, path) -> None:
     """Write ``fig`` to ``path`` atomically: into a temporary file of the same folder, then renamed."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=fig.dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=fig.dpi)
 
 
 def _draw_line(ax, w: np.ndarray, level: float, extent: float, **style) -> None:

@@ -43,13 +43,14 @@ import math
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = ["SIZES", "DATASETS", "Study", "Result", "Data", "register_study", "get_study", "study_names",
            "run_study", "load_data", "train", "ARCHS", "build_model", "norm_layers",
@@ -599,17 +600,8 @@ def run_study(name: str, *, seeds: Union[int, Sequence[int], None] = None, size:
 # --------------------------------------------------------------------------------------------------------------
 def write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def _cell(value: Any) -> str:
@@ -699,17 +691,8 @@ def _save_plot(study: Study, result: Result, path: str) -> Optional[str]:
         return "plot.png skipped: matplotlib is not installed (pip install matplotlib)."
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     study.plot(result, fig)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=110)
     return None
 
 
