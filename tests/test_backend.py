@@ -52,6 +52,14 @@ def run(layer, x, upstream, use_kernel):
     return y.data.copy(), xt.grad.copy(), grads
 
 
+def assert_every_path_matches(layer, x, g, reference, kernel: str):
+    """On every kernel path, the layer's run with kernels equals ``reference`` and really called ``xnor.kernel``."""
+    for path in KERNEL_PATHS:
+        with xnor.use_path(path), pytest.MonkeyPatch.context() as mp, spy(mp, kernel) as calls:
+            assert_same_run(run(layer, x, g, use_kernel=True), reference)
+            assert calls, f"the kernel did not run on path {path}"
+
+
 def assert_same_run(a, b, exact_output=True):
     out_a, dx_a, g_a = a
     out_b, dx_b, g_b = b
@@ -131,10 +139,7 @@ def test_binary_linear_matches_float_path_on_every_kernel_path(batch, k, n, bias
     reference = run(layer, x, g, use_kernel=False)
     np.testing.assert_array_equal(reference[0], np.where(x >= 0, 1, -1).astype(np.float32)
                                   @ layer.quantized_weight().T + (layer.bias.data if bias else 0))
-    for path in KERNEL_PATHS:
-        with xnor.use_path(path), pytest.MonkeyPatch.context() as mp, spy(mp, "gemm") as calls:
-            assert_same_run(run(layer, x, g, use_kernel=True), reference)
-            assert calls, f"the kernel did not run on path {path}"
+    assert_every_path_matches(layer, x, g, reference, "gemm")
 
 
 def test_binary_linear_on_leading_axes_and_float64():
@@ -209,10 +214,7 @@ def test_binary_conv_matches_float_path_on_every_kernel_path(batch, c, o, size, 
         out_shape = layer(x).shape
     g = rng.standard_normal(out_shape)
     reference = run(layer, x, g, use_kernel=False)
-    for path in KERNEL_PATHS:
-        with xnor.use_path(path), pytest.MonkeyPatch.context() as mp, spy(mp, "conv2d") as calls:
-            assert_same_run(run(layer, x, g, use_kernel=True), reference)
-            assert calls, f"the kernel did not run on path {path}"
+    assert_every_path_matches(layer, x, g, reference, "conv2d")
 
 
 def test_binary_conv_float64_scaled_and_unusual_padding():
