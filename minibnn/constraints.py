@@ -130,7 +130,7 @@ def get(identifier, **kwargs) -> Optional[Callable[[np.ndarray], np.ndarray]]:
     return _REGISTRY.resolve(identifier, **kwargs)
 
 
-register(["weight_clip", "WeightClip"], WeightClip)
+register("weight_clip", "WeightClip")(WeightClip)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -394,7 +394,7 @@ def bireal_resnet(in_channels: int = 3, num_classes: int = 10, image_size: int =
 # --------------------------------------------------------------------------------------------------------------
 _BUILDERS = Registry("model")
 for _builder in (bnn_mlp, two_layer_mlp, lenet5, vgg_small, vgg7, bireal_resnet):
-    _BUILDERS.register(_builder.__name__, _builder)
+    _BUILDERS.register(_builder.__name__)(_builder)
 
 
 def names() -> List[str]:

@@ -753,18 +753,18 @@ def get(identifier, **kwargs):
 
 
 _partial = functools.partial
-register(["ste_sign", "SteSign", "htanh"], SteSign)
-register(["approx_sign", "ApproxSign", "bireal"], ApproxSign)
-register(["tanh_sign", "TanhSign", "tanh"], TanhSign)
-register(["swish_sign", "SwishSign", "ss_5"], _partial(SwishSign, beta=5.0))
-register("ss_10", _partial(SwishSign, beta=10.0))
-register("ss_t", _partial(SwishSign, beta=5.0, trainable=True))
-register(["ste_heaviside", "SteHeaviside"], SteHeaviside)
-register(["magnitude_aware_sign", "MagnitudeAwareSign"], MagnitudeAwareSign)
-register(["ste_tern", "SteTern"], SteTern)
-register(["dorefa_quantizer", "dorefa", "DoReFa", "DoReFaQuantizer"], DoReFa)
-register(["noop", "no_op", "NoOp", "NoOpQuantizer"], NoOp)
-register(["hard_tanh", "shifted_hardtanh", "ShiftedHardtanh"], ShiftedHardtanh)
+register("ste_sign", "SteSign", "htanh")(SteSign)
+register("approx_sign", "ApproxSign", "bireal")(ApproxSign)
+register("tanh_sign", "TanhSign", "tanh")(TanhSign)
+register("swish_sign", "SwishSign", "ss_5")(_partial(SwishSign, beta=5.0))
+register("ss_10")(_partial(SwishSign, beta=10.0))
+register("ss_t")(_partial(SwishSign, beta=5.0, trainable=True))
+register("ste_heaviside", "SteHeaviside")(SteHeaviside)
+register("magnitude_aware_sign", "MagnitudeAwareSign")(MagnitudeAwareSign)
+register("ste_tern", "SteTern")(SteTern)
+register("dorefa_quantizer", "dorefa", "DoReFa", "DoReFaQuantizer")(DoReFa)
+register("noop", "no_op", "NoOp", "NoOpQuantizer")(NoOp)
+register("hard_tanh", "shifted_hardtanh", "ShiftedHardtanh")(ShiftedHardtanh)
 
 
 def plot_quantizers(quantizers: Sequence = ("htanh", "tanh", "bireal", "ss_5", "ss_10"),

@@ -1,16 +1,22 @@
-"""Registry: string names for the things a user picks by name (quantizers, constraints, initializers, models).
+"""Registry: the one way minibnn maps names to things (quantizers, constraints, initializers, models, studies,
+CLI commands, deploy's layer table).
 
 ``kernel_quantizer="ste_sign"``, ``weight_init="glorot_uniform"`` or ``kernel_constraint="weight_clip"`` all go
 through one small mechanism: a :class:`Registry` maps names (with aliases) to factories and turns an
-identifier — a name, a class, an object already built, or None — into the object.
+identifier — a name, a class, an object already built, or None — into the object. Names are given where the
+thing is defined, with the :meth:`Registry.register` decorator.
 
 Example:
     >>> shapes = Registry("shape")
-    >>> shapes.register(["square", "box"], lambda side=1: ("square", side))
+    >>> @shapes.register("square", "box")
+    ... def square(side=1):
+    ...     return ("square", side)
     >>> shapes.resolve("box", side=2)
     ('square', 2)
     >>> shapes.names()
     ['box', 'square']
+    >>> shapes.get("square") is square
+    True
 """
 from __future__ import annotations
 
@@ -29,16 +35,36 @@ class Registry:
         self.kind, self.base = kind, base
         self._factories: Dict[str, Callable[..., Any]] = {}
 
-    def register(self, names: Union[str, Sequence[str]], factory: Callable[..., Any]) -> None:
-        """Make each of ``names`` build ``factory(**kwargs)``.
+    def register(self, *names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: make each of ``names`` build ``factory(**kwargs)``; the factory is returned unchanged.
 
         Raises:
             ValueError: if a name is already taken.
         """
-        for name in [names] if isinstance(names, str) else list(names):
-            if name in self._factories:
-                raise ValueError(f"register: the {self.kind} name {name!r} is already taken")
-            self._factories[name] = factory
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(f"register: the {self.kind} names must be non-empty strings, got {names!r}")
+
+        def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+            for name in names:
+                if name in self._factories:
+                    raise ValueError(f"register: the {self.kind} name {name!r} is already taken")
+                self._factories[name] = factory
+            return factory
+        return decorate
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered as ``name`` (not called).
+
+        Raises:
+            ValueError: for an unknown name; the message lists the known ones.
+        """
+        if name not in self._factories:
+            raise ValueError(f"unknown {self.kind} {name!r}; known names: {', '.join(self.names())}")
+        return self._factories[name]
+
+    def items(self) -> List[tuple]:
+        """(name, factory) pairs, sorted by name."""
+        return sorted(self._factories.items())
 
     def names(self) -> List[str]:
         """Every registered name, sorted."""
@@ -53,9 +79,7 @@ class Registry:
         Raises:
             ValueError: for an unknown name; the message lists the known ones.
         """
-        if name not in self._factories:
-            raise ValueError(f"unknown {self.kind} {name!r}; known names: {', '.join(self.names())}")
-        return self._factories[name](**kwargs)
+        return self.get(name)(**kwargs)
 
     def resolve(self, identifier: Any, allow_none: bool = True, **kwargs: Any) -> Any:
         """A name -> a new object; a subclass of ``base`` -> an instance; a callable -> itself; None -> None.

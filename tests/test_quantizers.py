@@ -402,7 +402,7 @@ def test_get_rejects_unknown_names_listing_the_known_ones():
     with pytest.raises(TypeError, match="only go with a quantizer name"):
         q.get(q.ste_sign, clip_value=2)
     with pytest.raises(ValueError, match="already taken"):
-        q.register("ste_sign", q.SteSign)
+        q.register("ste_sign")(q.SteSign)
 
 
 def test_bad_arguments_get_clear_errors():

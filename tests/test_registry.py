@@ -14,7 +14,7 @@ class Base:
 
 def test_names_aliases_classes_callables_and_none():
     reg = Registry("widget", base=Base)
-    reg.register(["widget", "w"], Base)
+    reg.register("widget", "w")(Base)
     assert reg.names() == ["w", "widget"] and "w" in reg
     assert reg.resolve("w", size=3).size == 3
     assert reg.resolve(Base, size=2).size == 2
@@ -24,11 +24,11 @@ def test_names_aliases_classes_callables_and_none():
 
 def test_errors_name_what_was_given():
     reg = Registry("widget", base=Base)
-    reg.register("widget", Base)
+    reg.register("widget")(Base)
     with pytest.raises(ValueError, match="unknown widget 'wdget'; known names: widget"):
         reg.resolve("wdget")
     with pytest.raises(ValueError, match="'widget' is already taken"):
-        reg.register("widget", Base)
+        reg.register("widget")(Base)
     with pytest.raises(TypeError, match="only go with a widget name or class"):
         reg.resolve(print, size=2)
     with pytest.raises(TypeError, match="got int 3"):
