@@ -1,12 +1,13 @@
 """The library's random number generator, so that one seed makes a whole run repeatable.
 
-Layers draw their initial weights, Dropout its masks and DataLoader its shuffles from ``get_rng()`` unless
-they are handed a generator of their own. ``manual_seed(s)`` resets it: the same seed then gives
-bit-identical models and training runs.
+Layers draw their initial weights and Dropout its masks from ``get_rng()`` unless they are handed a generator
+of their own. ``manual_seed(s)`` resets it: the same seed then gives bit-identical models and training runs.
+(A shuffling ``DataLoader`` does not use it: each epoch's order comes from the loader's own ``seed`` and the
+epoch number, so nothing else that draws random numbers can shift it.)
 
 Example:
-    >>> manual_seed(0); a = get_rng().normal()
-    >>> manual_seed(0); b = get_rng().normal()
+    >>> _ = manual_seed(0); a = get_rng().normal()
+    >>> _ = manual_seed(0); b = get_rng().normal()
     >>> a == b
     True
 """
