@@ -128,6 +128,8 @@ def write_archive(path, arrays: Mapping[str, np.ndarray], metadata: Optional[Map
         members[name] = value
         table[name] = {"dtype": value.dtype.str, "shape": list(value.shape), "sha256": array_sha256(value)}
     meta = {"format": format, "version": version, **metadata, "members": table}
+    if _depth(meta) > MAX_DEPTH:
+        raise ValueError(f"{who}: metadata is nested {_depth(meta)} deep; read_archive allows {MAX_DEPTH}")
     text = json.dumps(meta, allow_nan=True).encode("utf-8")
     members[METADATA] = np.frombuffer(text, dtype=np.uint8)
     with atomic_write(path) as f:
