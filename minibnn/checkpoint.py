@@ -186,11 +186,11 @@ def read_checkpoint(path) -> Dict[str, Any]:
         part = meta[key]
         out[key] = None if part is None else {"class": part["class"],
                                               "state": _decode(part["state"], archive, key, used)}
+    for name, value in out["model"].items():
+        archive.check(value, (np.ndarray,), f"its model entry '{name}'", "an array")
     unused = sorted(set(archive.arrays) - used)
     if unused:
         raise archive.fail(f"it holds arrays its metadata does not use: {unused[:5]}")
-    for name, value in out["model"].items():
-        archive.check(value, (np.ndarray,), f"its model entry '{name}'", "an array")
     return out
 
 
