@@ -86,7 +86,12 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, Ru
 
 def array_sha256(array: np.ndarray) -> str:
     """The hex SHA-256 of an array's bytes in C order (dtype and shape are recorded beside it)."""
-    return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
+    return hashlib.sha256(_c_order(array).reshape(-1).view(np.uint8)).hexdigest()
+
+
+def _c_order(array: np.ndarray) -> np.ndarray:
+    """``array`` in C order, shape kept (``np.ascontiguousarray`` turns a 0-d array into 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def write_archive(path, arrays: Mapping[str, np.ndarray], metadata: Optional[Map
     for name, value in arrays.items():
         if not isinstance(name, str) or not name or "\0" in name or name == METADATA:
             raise ValueError(f"{who}: array names must be non-empty strings other than {METADATA!r}, got {name!r}")
-        value = np.ascontiguousarray(_checks.one_of_types(who, f"arrays[{name!r}]", value, (np.ndarray,),
+        value = _c_order(_checks.one_of_types(who, f"arrays[{name!r}]", value, (np.ndarray,),
                                                           "a NumPy array"))
         if not _DTYPE.match(value.dtype.str):
             raise TypeError(f"{who}: the array {name!r} has dtype {value.dtype}, which cannot be stored without "
@@ -223,7 +228,7 @@ def read_archive(path, *, format: str, version: int, kind: str, error: Type[Exce
               (("max_bytes", max_bytes), ("max_metadata_bytes", max_metadata_bytes), ("max_depth", max_depth),
                ("max_members", max_members))}
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{who}: no {kind} file at {path}")
+        raise FileNotFoundError(f"{who}: no {kind} at {path}")
     reader = _Reader(path, kind, error, **limits)
     meta, arrays = reader.read()
     if not isinstance(meta, dict) or meta.get("format") != format:
