@@ -17,7 +17,8 @@ crafted:
   (no objects, so no pickle ever), and ``header + prod(shape) * itemsize`` must equal the member's size, so a
   header claiming shape ``(2**40,)`` is refused before anything is allocated;
 * the JSON is at most ``max_metadata_bytes``, UTF-8, nested at most ``max_depth`` deep (a file nested deeper
-  than Python's stack is refused like any other), without duplicate keys; ``members`` lists exactly the arrays in the zip;
+  than Python's stack is refused like any other), without duplicate keys; ``members`` lists exactly the
+  arrays in the zip;
 * each array's dtype and shape match its entry and the SHA-256 of its bytes matches the recorded one, so an
   altered array, an array swapped in from another file, or two same-shape arrays swapped inside one file are
   refused (the name is bound to the hash).
@@ -79,6 +80,7 @@ _CHUNK = 1 << 22
 _DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|c(8|16))\Z")
 _HEADER = re.compile(r"\{'descr': '([^']{1,8})', 'fortran_order': (True|False), 'shape': \(([0-9, ]{0,400})\), \}"
                      r"[ \n]*\Z")
+_SHAPE = re.compile(r"(\d{1,20},|\d{1,20}(, \d{1,20})+)?\Z")   # (), (5,), (6, 4)
 # The many exception types the zip layer of the standard library raises on a crafted file; all mean "corrupt".
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, struct.error,
                zlib.error, EOFError, OSError, ValueError, OverflowError, KeyError, IndexError)
@@ -258,9 +260,13 @@ class _Reader:
 
     # ---- zip -------------------------------------------------------------------------------------------------
     def read(self) -> Tuple[Any, Dict[str, np.ndarray]]:
-        with open(self.path, "rb") as f:
-            if f.read(6) == b"\x93NUMPY":
-                raise self.error(f"{self.path} is not a {self.kind}: it holds a single array, not an .npz archive")
+        try:
+            with open(self.path, "rb") as f:
+                magic = f.read(6)
+        except OSError as err:
+            raise self.error(f"{self.path} could not be read: {err}") from err
+        if magic == b"\x93NUMPY":
+            raise self.error(f"{self.path} is not a {self.kind}: it holds a single array, not an .npz archive")
         try:
             with zipfile.ZipFile(self.path) as zf:
                 infos = self.members(zf)
@@ -347,12 +353,8 @@ class _Reader:
         if not _DTYPE.match(descr):
             raise self.fail(f"its member {member!r} has dtype {descr!r}; only bool, integer, float and complex "
                             f"arrays are read (never objects or pickles)")
-        parts = [p.strip() for p in dims.split(",")]
-        if parts and parts[-1] == "" and len(parts) > 1:
-            parts.pop()
-        if parts == [""]:
-            parts = []
-        if len(parts) > _MAX_NDIM or not all(p.isdigit() and len(p) <= 20 for p in parts):
+        parts = re.findall(r"\d{1,20}", dims)
+        if not _SHAPE.match(dims) or len(parts) > _MAX_NDIM:
             raise self.fail(f"its member {member!r} has a malformed shape ({dims})")
         return np.dtype(descr), tuple(int(p) for p in parts), fortran == "True", 8 + size_bytes + length
 

@@ -9,7 +9,9 @@ Three details make repeated saves behave like plain ``open(path, "w")``:
 
 * **Nothing is left behind.** A process killed midway (SIGKILL, power loss) cannot remove its temporary file;
   the next save of the same destination removes the temporary files of that destination whose writing process
-  is gone (the process id is in the name, so a save running concurrently in another live process is spared).
+  is gone (the process id is in the name, so a save running concurrently in another live process is spared;
+  "gone" is judged on this machine, so on a folder shared between machines or PID namespaces a concurrent save
+  of the *same* file elsewhere may lose its temporary file and fail loudly, never leaving a half file).
 * **Permissions are kept.** Re-saving over an existing file keeps its mode (a ``chmod 600`` checkpoint stays
   600); a new file gets the usual ``0o666 & ~umask``.
 * **Symlinks are followed.** Saving to a symbolic link replaces the file it points to; the link stays a link.
