@@ -233,6 +233,7 @@ def load_checkpoint(path, model: Module, optimizer=None, scheduler=None) -> Dict
         CheckpointError: the file is truncated or corrupt, or does not fit the objects; the message names the
             file and the entry.
     """
+    _checks.one_of_types("load_checkpoint", "model", model, (Module,), "a minibnn Module")
     where = f"checkpoint {os.fspath(path)}"
     data = read_checkpoint(path)
     _check_model_state(where, model, data["model"])

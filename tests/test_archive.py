@@ -6,8 +6,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 from checkpoint_fuzz import npy, npy_header, rezip, unzip, with_metadata
+from strategies import CHEAP, non_contiguous
 from minibnn.archive import Archive, RESERVED_KEYS, array_sha256, read_archive, write_archive
 
 
@@ -160,3 +163,29 @@ def test_compression_methods_other_than_stored_and_deflated_are_refused(demo):
     demo.write_bytes(bytes(blob))
     with pytest.raises(DemoError, match="compression method 14"):
         read(demo)
+
+
+_DTYPES = st.sampled_from(["|b1", "<i1", "<u2", ">i4", "<i8", "<u8", "<f2", "<f4", ">f8", "<c8", "<c16"])
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                 max_size=3), max_leaves=10)
+
+
+@settings(max_examples=CHEAP)
+@given(arrays=st.dictionaries(st.text(st.characters(blacklist_characters="\0", blacklist_categories=["Cs"]),
+                                      min_size=1, max_size=6).filter(lambda n: n != "__metadata__"),
+                              hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)),
+                              max_size=4),
+       meta=st.dictionaries(st.text(max_size=5).filter(lambda k: k not in RESERVED_KEYS), _JSON, max_size=3),
+       strided=st.booleans())
+def test_any_plain_arrays_and_json_metadata_round_trip_bit_exact(tmp_path_factory, arrays, meta, strided):
+    path = tmp_path_factory.mktemp("rt") / "a.npz"
+    if strided:
+        arrays = {k: non_contiguous(v) if v.ndim else v for k, v in arrays.items()}
+    write_archive(path, arrays, meta, format="demo", version=2)
+    archive = read(path)
+    assert set(archive.arrays) == set(arrays)
+    for name, value in arrays.items():
+        got = archive.arrays[name]
+        assert got.dtype == value.dtype and got.shape == value.shape and got.tobytes() == value.tobytes()
+    assert json.dumps(archive.metadata, sort_keys=True) == json.dumps(meta, sort_keys=True)

@@ -422,3 +422,11 @@ def test_an_extra_array_the_metadata_does_not_use_is_refused(tmp_path):
     path.write_bytes(rezip(members))
     with pytest.raises(CheckpointError, match=r"unlisted \['model/2.weight'\]"):
         read_checkpoint(path)
+
+
+def test_model_arguments_are_checked(tmp_path):
+    path = _saved(tmp_path)
+    with pytest.raises(TypeError, match="load_checkpoint: model must be a minibnn Module, got None"):
+        load_checkpoint(path, None)
+    with pytest.raises(TypeError, match="save_checkpoint: model must be a minibnn Module, got 3"):
+        save_checkpoint(path, 3)
