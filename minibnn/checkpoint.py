@@ -4,16 +4,20 @@ File layout (an ordinary NumPy ``.npz``, i.e. a zip of ``.npy`` arrays, readable
 
 * ``model/<name>``: each parameter and buffer of ``model.state_dict()`` (e.g. ``model/0.weight``);
 * ``optimizer/...``, ``scheduler/...``, ``extra/...``: the arrays found inside those state dicts;
-* ``__metadata__``: a uint8 array holding UTF-8 JSON: the format name and version, the epoch, and the state
-  dicts with every array replaced by ``{"__array__": "<its name in the file>"}``. Numbers, strings, lists
-  and dicts are stored in the JSON (Python floats round-trip exactly through ``repr``).
+* ``__metadata__``: a uint8 array holding UTF-8 JSON: the format name and version, the epoch, the state
+  dicts with every array replaced by ``{"__array__": "<its name in the file>"}``, and the dtype, shape and
+  SHA-256 of every array (see :mod:`minibnn.archive`). Numbers, strings, lists and dicts are stored in the
+  JSON (Python floats round-trip exactly through ``repr``).
 
-So nothing is ever pickled: loading uses ``np.load(path, allow_pickle=False)``.
+So nothing is ever pickled, and ``np.load(path, allow_pickle=False)`` reads the file too.
 
-Writing is atomic: the file is written to a temporary file in the same directory, flushed and ``fsync``-ed,
-then renamed over ``path`` with ``os.replace``; a crash or an error in the middle leaves any previous
-checkpoint at ``path`` untouched. Reading checks the zip's CRC-32 of every array (a flipped bit is caught),
-the JSON, the names, shapes and dtypes against the model, and loads nothing unless everything fits.
+Writing is atomic (:func:`minibnn.atomic.atomic_write`): a crash or an error in the middle leaves any previous
+checkpoint at ``path`` untouched. Reading (:func:`minibnn.archive.read_archive`) trusts nothing in the file:
+every failure, whether a truncation, a flipped byte, crafted metadata (wrong types, missing entries, deep
+nesting, non-UTF-8), a header claiming a huge array, or an array altered or swapped (each array's name is bound
+to its SHA-256, and each ``{"__array__": name}`` must name the array stored for that place), raises
+:class:`CheckpointError` naming the file and what is wrong. Names, shapes and dtypes are then checked against
+the model, and nothing is loaded unless everything fits.
 
 Example:
     >>> import os, tempfile
@@ -29,15 +33,14 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import os
-import zipfile
-import zlib
 from collections import OrderedDict
 from typing import Any, Dict, Optional
 
 import numpy as np
 
+from . import _checks
+from .archive import Archive, read_archive, write_archive
 from .atomic import atomic_write
 from .module import Module
 
@@ -45,8 +48,8 @@ __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointE
 
 FORMAT = "minibnn-checkpoint"
 VERSION = 1
-_METADATA = "__metadata__"
 _ARRAY = "__array__"
+_KIND = "minibnn checkpoint"
 
 
 class CheckpointError(ValueError):
@@ -85,17 +88,19 @@ def _encode(value: Any, name: str, arrays: Dict[str, np.ndarray]) -> Any:
                     f"only arrays, numbers, strings, None, lists and dicts are saved (never pickled)")
 
 
-def _decode(value: Any, arrays: Dict[str, np.ndarray], where: str) -> Any:
-    """Inverse of :func:`_encode` (lists stay lists)."""
+def _decode(value: Any, archive: Archive, name: str, used: set) -> Any:
+    """Inverse of :func:`_encode` (lists stay lists). A reference must name the array stored for its own place
+    (``name``), so references cannot be swapped in the metadata; every array is used once."""
     if isinstance(value, dict):
-        if set(value) == {_ARRAY}:
-            name = value[_ARRAY]
-            if name not in arrays:
-                raise CheckpointError(f"{where}: the metadata refers to an array '{name}' that the file lacks")
-            return arrays[name]
-        return {k: _decode(v, arrays, where) for k, v in value.items()}
+        if _ARRAY in value:
+            if value != {_ARRAY: name}:
+                raise archive.fail(f"its metadata at '{name}' holds {str(value)[:60]}, expected "
+                                   f"{{'{_ARRAY}': '{name}'}}")
+            used.add(name)
+            return archive.array(name)
+        return {k: _decode(v, archive, f"{name}/{k}", used) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v, arrays, where) for v in value]
+        return [_decode(v, archive, f"{name}/{i}", used) for i, v in enumerate(value)]
     return value
 
 
@@ -103,8 +108,8 @@ def _decode(value: Any, arrays: Dict[str, np.ndarray], where: str) -> Any:
 # Writing
 # --------------------------------------------------------------------------------------------------------------
 def write_npz_atomically(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """``np.savez(path, **arrays)`` done atomically (:func:`minibnn.atomic.atomic_write`): a crash or an error
-    midway leaves the previous file (if any) whole. Checkpoints and packed inference models are written this way."""
+    """``np.savez(path, **arrays)`` done atomically. Kept only for ``minibnn.deploy`` until its files move to
+    :func:`minibnn.archive.write_archive` (which also records a SHA-256 per array); do not use it elsewhere."""
     with atomic_write(path) as f:
         np.savez(f, **arrays)
 
@@ -126,20 +131,20 @@ def save_checkpoint(path, model: Module, optimizer=None, scheduler=None, epoch: 
         TypeError: something in a state dict or ``extra`` cannot be stored without pickle.
         OSError: the file could not be written (the previous file, if any, is left as it was).
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"save_checkpoint: model must be a minibnn Module, got {type(model).__name__}")
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
-        raise TypeError(f"save_checkpoint: epoch must be an int or None, got {epoch!r}")
+    who = "save_checkpoint"
+    _checks.one_of_types(who, "model", model, (Module,), "a minibnn Module")
+    if epoch is not None:
+        if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer)):
+            raise TypeError(f"save_checkpoint: epoch must be an int or None, got {epoch!r}")
+        epoch = _checks.integer(who, "epoch", epoch, None, None)
     arrays: Dict[str, np.ndarray] = OrderedDict()
-    meta = {"format": FORMAT, "version": VERSION, "epoch": None if epoch is None else int(epoch),
-            "model_class": type(model).__name__,
+    meta = {"epoch": epoch, "model_class": type(model).__name__,
             "model": _encode(dict(model.state_dict()), "model", arrays)}
     for key, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         meta[key] = None if obj is None else {"class": type(obj).__name__,
                                               "state": _encode(obj.state_dict(), key, arrays)}
     meta["extra"] = _encode(extra, "extra", arrays)
-    arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    write_npz_atomically(os.fspath(path), arrays)
+    write_archive(os.fspath(path), arrays, meta, format=FORMAT, version=VERSION)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -157,38 +162,39 @@ def read_checkpoint(path) -> Dict[str, Any]:
         CheckpointError: the file is truncated, corrupt, or not a minibnn checkpoint (the message names it).
     """
     path = os.fspath(path)
-    where = f"checkpoint {path}"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{where} is not a minibnn checkpoint: it holds a single array, not an .npz")
-        with archive:
-            names = list(archive.files)
-            if _METADATA not in names:
-                raise CheckpointError(f"{where} is not a minibnn checkpoint: it has no '{_METADATA}' entry "
-                                      f"(entries: {names[:5]}{' ...' if len(names) > 5 else ''})")
-            arrays = {name: archive[name] for name in names}  # reading checks each entry's CRC-32
-        meta = json.loads(arrays.pop(_METADATA).tobytes().decode("utf-8"))
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{where} is truncated or corrupt ({os.path.getsize(path)} bytes): "
-                              f"{type(err).__name__}: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where} is not a minibnn checkpoint (its metadata has no format '{FORMAT}')")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{where} has format version {meta.get('version')}; this minibnn reads version "
-                              f"{VERSION}")
-    try:
-        out = {key: _decode(meta[key], arrays, where)
-               for key in ("epoch", "model_class", "model", "optimizer", "scheduler", "extra")}
-    except KeyError as err:
-        raise CheckpointError(f"{where} is corrupt: its metadata lacks the entry {err}") from None
-    if not isinstance(out["model"], dict):
-        raise CheckpointError(f"{where} is corrupt: its model entry is not a dict of arrays")
+    archive = read_archive(path, format=FORMAT, version=VERSION, kind=_KIND, error=CheckpointError)
+    meta = archive.metadata
+    for key in _PARTS:
+        if key not in meta:
+            raise archive.fail(f"is corrupt: its metadata lacks the entry '{key}'")
+    archive.value("epoch", (int, type(None)), "an int or None")
+    archive.value("model_class", (str,), "a class name")
+    archive.value("model", (dict,), "a dict of arrays")
+    for key in ("optimizer", "scheduler"):
+        part = archive.value(key, (dict, type(None)), "a dict {'class': name, 'state': dict} or None")
+        if part is not None:
+            if set(part) != {"class", "state"}:
+                raise archive.fail(f"its metadata's '{key}' must have exactly the entries 'class' and 'state', "
+                                   f"got {sorted(part)[:5]}")
+            archive.value("class", (str,), "a class name", within=part)
+            archive.value("state", (dict,), "a dict", within=part)
+    used: set = set()
+    out = {key: _decode(meta[key], archive, key, used) for key in ("epoch", "model_class", "model", "extra")}
+    for key in ("optimizer", "scheduler"):   # saved as {"class", "state"}, the state's arrays named "<key>/..."
+        part = meta[key]
+        out[key] = None if part is None else {"class": part["class"],
+                                              "state": _decode(part["state"], archive, key, used)}
+    for name, value in out["model"].items():
+        archive.check(value, (np.ndarray,), f"its model entry '{name}'", "an array")
+    unused = sorted(set(archive.arrays) - used)
+    if unused:
+        raise archive.fail(f"it holds arrays its metadata does not use: {unused[:5]}")
     return out
+
+
+_PARTS = ("epoch", "model_class", "model", "optimizer", "scheduler", "extra")
 
 
 def _check_model_state(where: str, model: Module, saved: Dict[str, Any]) -> None:
@@ -227,6 +233,7 @@ def load_checkpoint(path, model: Module, optimizer=None, scheduler=None) -> Dict
         CheckpointError: the file is truncated or corrupt, or does not fit the objects; the message names the
             file and the entry.
     """
+    _checks.one_of_types("load_checkpoint", "model", model, (Module,), "a minibnn Module")
     where = f"checkpoint {os.fspath(path)}"
     data = read_checkpoint(path)
     _check_model_state(where, model, data["model"])

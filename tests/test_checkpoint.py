@@ -290,3 +290,143 @@ def test_special_floats_survive(tmp_path):
     save_checkpoint(path, make_model(), extra={"nan": math.nan, "inf": -math.inf, "tiny": 5e-324})
     extra = read_checkpoint(path)["extra"]
     assert math.isnan(extra["nan"]) and extra["inf"] == -math.inf and extra["tiny"] == 5e-324
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Issue 10, defect 8: crafted or damaged files raise only CheckpointError, naming the file and the problem
+# --------------------------------------------------------------------------------------------------------------
+from checkpoint_fuzz import metadata_of, npy, npy_header, rezip, unzip, with_metadata  # noqa: E402
+
+
+def _crafted(path, edit):
+    """Rewrite the checkpoint at ``path`` with its metadata JSON edited by ``edit(meta)`` (valid CRCs)."""
+    members = unzip(path.read_bytes())
+    meta = metadata_of(members)
+    edit(meta)
+    path.write_bytes(rezip(with_metadata(members, json.dumps(meta).encode("utf-8"))))
+
+
+def _saved(tmp_path, name="run.npz", seed=0):
+    path = tmp_path / name
+    model, opt, sched = trained(seed)
+    save_checkpoint(path, model, opt, sched, epoch=4, extra={"history": [1.0, 2.0]})
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(epoch="four"), "'epoch' must be an int or None, got 'four'"),
+    (lambda m: m.update(epoch=True), "'epoch' must be an int or None, got True"),
+    (lambda m: m.update(epoch=2.0), "'epoch' must be an int or None"),
+    (lambda m: m.pop("model"), "lacks the entry 'model'"),
+    (lambda m: m["optimizer"].pop("state"), "'optimizer' must have exactly the entries 'class' and 'state'"),
+    (lambda m: m["optimizer"].update({"class": ["Adam"]}), "'class' must be a class name"),
+    (lambda m: m.update(model=[1, 2]), "'model' must be a dict of arrays"),
+    (lambda m: m["model"].update({"0.weight": 3}), "model entry '0.weight' must be an array, got 3"),
+    (lambda m: m["model"]["0.weight"].update({"__array__": ["x"]}), "at 'model/0.weight' holds"),
+    (lambda m: m["model"]["0.weight"].update({"__array__": "model/0.bias"}), "at 'model/0.weight' holds"),
+    (lambda m: m.update(extra=json.loads("[" * 65 + "]" * 65)), "nested 66 deep"),
+    (lambda m: m.pop("members"), "no 'members' table"),
+    (lambda m: m["members"].pop("model/0.weight"), "do not match its metadata"),
+    (lambda m: m["members"]["model/0.weight"].update(sha256="0" * 64), "'model/0.weight' does not match its "
+                                                                       "recorded SHA-256"),
+    (lambda m: m.update(version="1"), "format version '1'"),
+])
+def test_crafted_metadata_is_refused_with_a_clear_checkpoint_error(tmp_path, edit, message):
+    path = _saved(tmp_path)
+    _crafted(path, edit)
+    model, opt, sched = trained(seed=1)
+    before = dict(model.state_dict())
+    with pytest.raises(CheckpointError, match=str(path)) as info:
+        load_checkpoint(path, model, opt, sched)
+    assert message in str(info.value)
+    assert_same_state(before, dict(model.state_dict()))
+
+
+def test_deep_or_non_utf8_or_duplicate_key_metadata_is_refused_without_recursion_error(tmp_path):
+    path = _saved(tmp_path)
+    members = unzip(path.read_bytes())
+    text = json.dumps(metadata_of(members)).encode("utf-8")
+    deep = b'{"extra": ' + b"[" * 100_000 + b"]" * 100_000 + b", " + text[1:]
+    for blob, message in ((deep, "not valid JSON"), (b"\xff" + text, "not UTF-8"),
+                          (text[:-1] + b', "epoch": 5}', "duplicate key 'epoch'"),
+                          (b'{"format": "minibnn-checkpoint", "version": 1, "epoch": ' + b"9" * 5000 + b"}",
+                           "not valid JSON")):
+        path.write_bytes(rezip(with_metadata(members, blob)))
+        with pytest.raises(CheckpointError, match=message):
+            read_checkpoint(path)
+
+
+def test_a_member_claiming_shape_2_to_the_40_is_refused_before_allocating(tmp_path):
+    path = _saved(tmp_path)
+    members = [(name, npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }",
+                                 data[10 + int.from_bytes(data[8:10], "little"):])
+                if name == "model/0.weight.npy" else data) for name, data in unzip(path.read_bytes())]
+    path.write_bytes(rezip(members))
+    with pytest.raises(CheckpointError, match=r"claims shape \(1099511627776,\) of float32 \(4398046511104 bytes\)"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("header, message", [
+    ("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", "never objects or pickles"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 4), 'x': __import__('os'), }", "malformed header"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", "malformed header"),
+])
+def test_crafted_npy_headers_are_refused(tmp_path, header, message):
+    path = _saved(tmp_path)
+    members = [(name, npy_header(header, b"\0" * 96) if name == "model/0.weight.npy" else data)
+               for name, data in unzip(path.read_bytes())]
+    path.write_bytes(rezip(members))
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(path)
+
+
+def test_arrays_swapped_in_from_another_checkpoint_of_the_same_architecture_are_refused(tmp_path):
+    path, other = _saved(tmp_path, "a.npz", seed=0), _saved(tmp_path, "b.npz", seed=1)
+    theirs = dict(unzip(other.read_bytes()))
+    for member in ("model/0.weight.npy", "model/1.running_var.npy", "optimizer/state/0/exp_avg.npy"):
+        members = [(name, theirs[name] if name == member else data) for name, data in unzip(_saved(
+            tmp_path, "a.npz").read_bytes())]
+        path.write_bytes(rezip(members))
+        with pytest.raises(CheckpointError, match=f"'{member[:-4]}' does not match its recorded SHA-256"):
+            load_checkpoint(path, make_model())
+
+
+def test_two_same_shape_arrays_swapped_inside_one_file_are_refused(tmp_path):
+    path = _saved(tmp_path)
+    members = dict(unzip(path.read_bytes()))
+    a, b = "model/1.running_mean.npy", "model/1.running_var.npy"
+    assert members[a][:128] == members[b][:128] and members[a] != members[b]   # same header, other values
+    swapped_data = [(n, members[b] if n == a else members[a] if n == b else d) for n, d in members.items()]
+    renamed = [(b if n == a else a if n == b else n, d) for n, d in members.items()]
+    for crafted in (swapped_data, renamed):
+        path.write_bytes(rezip(crafted))
+        with pytest.raises(CheckpointError, match="does not match its recorded SHA-256"):
+            load_checkpoint(path, make_model())
+
+
+def test_files_are_plain_npz_readable_by_numpy_and_deflated_copies_still_load(tmp_path):
+    path = _saved(tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        meta = json.loads(archive["__metadata__"].tobytes())
+        assert meta["members"]["model/0.weight"]["shape"] == [6, 4]
+        assert len(meta["members"]["model/0.weight"]["sha256"]) == 64
+    path.write_bytes(rezip(unzip(path.read_bytes()), zipfile.ZIP_DEFLATED))
+    model = make_model(seed=9)
+    assert load_checkpoint(path, model)["epoch"] == 4
+    assert_same_state(dict(trained(0)[0].state_dict()), dict(model.state_dict()))
+
+
+def test_an_extra_array_the_metadata_does_not_use_is_refused(tmp_path):
+    path = _saved(tmp_path)
+    members = unzip(path.read_bytes()) + [("model/2.weight.npy", npy(np.zeros(3, np.float32)))]
+    path.write_bytes(rezip(members))
+    with pytest.raises(CheckpointError, match=r"unlisted \['model/2.weight'\]"):
+        read_checkpoint(path)
+
+
+def test_model_arguments_are_checked(tmp_path):
+    path = _saved(tmp_path)
+    with pytest.raises(TypeError, match="load_checkpoint: model must be a minibnn Module, got None"):
+        load_checkpoint(path, None)
+    with pytest.raises(TypeError, match="save_checkpoint: model must be a minibnn Module, got 3"):
+        save_checkpoint(path, 3)
