@@ -5,8 +5,8 @@ submodule, imported here so that ``import minibnn as mb`` is enough: ``mb.layers
 ``mb.quantizers.get("ste_sign")``, ``mb.optim.Adam``, ``mb.training.fit``... The heavier, optional modules
 (``theory``, ``deploy``, ``cli``) are imported on demand: ``from minibnn import theory``.
 """
-from .tensor import (Function, Tensor, clip, concatenate, enable_grad, is_grad_enabled, matmul, maximum, minimum,
-                     no_grad, pad, stack, where)
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .ops import clip, concatenate, matmul, maximum, minimum, pad, stack, where
 from .gradcheck import GradcheckError, gradcheck, gradcheck_module
 from .module import Module, ModuleList, Parameter, Sequential
 from .random import get_rng, manual_seed
