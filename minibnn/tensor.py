@@ -337,6 +337,16 @@ def array_of(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def shape_of(x: ArrayLike) -> Tuple[int, ...]:
+    """The shape of a tensor, an array, a number or a nested list (without converting it)."""
+    return x.shape if isinstance(x, Tensor) else np.shape(x)
+
+
+def as_tensor(x: ArrayLike, dtype=np.float32) -> Tensor:
+    """A tensor as it is; anything else a constant tensor of ``dtype`` (float32, as arrays become in an op)."""
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
+
+
 def tensor(data: ArrayLike, requires_grad: bool = False, dtype=None) -> Tensor:
     """Make a tensor (float32 unless the data is float64 or ``dtype`` says otherwise)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

@@ -73,7 +73,7 @@ def test_make_norm_errors():
         make_norm("fixed", 4)
     with pytest.raises(ValueError, match=r"give variance=, or next_layer="):
         make_norm("glorot", 4)
-    with pytest.raises(ValueError, match="variance must be a finite number > 0, got -1"):
+    with pytest.raises(ValueError, match="FixedScaleNorm: variance must be > 0, got -1"):
         FixedScaleNorm(4, variance=-1)
     with pytest.raises(ValueError, match=r"FixedScaleNorm\(3\) got input of shape \(2, 4\); expected \(N, 3\)"):
         FixedScaleNorm(3)(np.zeros((2, 4)))
@@ -91,7 +91,7 @@ def test_the_constants_by_hand():
     assert (fan_in(dense), fan_out(dense)) == (256, 100)
     assert fixed_variance(dense) == 256.0 and fixed_variance(conv, multiplier=2) == 480.0
     assert glorot_variance(conv) == 480.0
-    with pytest.raises(ValueError, match="multiplier must be a finite number > 0"):
+    with pytest.raises(ValueError, match="multiplier must be > 0"):
         fixed_variance(dense, multiplier=0)
 
 

@@ -102,7 +102,7 @@ def test_without_quantizers_it_is_the_float_layer():
     f = Linear(5, 3, dtype=np.float64, rng=np.random.default_rng(1))
     np.testing.assert_array_equal(q(x).data, f(x).data)
     assert q.input_precision is None and q.kernel_precision is None and not q.is_binary
-    assert gradcheck(lambda x, w, b: F.linear(q.compute_input(x), w, b), x, q.weight.data, q.bias.data)
+    assert gradcheck(lambda x, w, b: F.linear(q.input_operand(x), w, b), x, q.weight.data, q.bias.data)
 
 
 # --------------------------------------------------------------------------------------------------------------
