@@ -378,3 +378,42 @@ def test_a_small_model_learns():
     with no_grad():
         accuracy = np.mean(model(x).argmax(axis=1) == y)
     assert losses[-1] < 0.1 * losses[0] and accuracy == 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Empty batches and operands that are not real (issue 10, defects 5 and 6)
+# --------------------------------------------------------------------------------------------------------------
+def _product_layers():
+    from minibnn.quantized import BinaryConv2d, BinaryLinear
+    return [
+        (Linear(3, 2), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=False), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=True), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=True), (0, 4, 3), (0, 4, 2)),
+        (Conv2d(2, 3, 3), (0, 2, 5, 5), (0, 3, 3, 3)),
+        (BinaryConv2d(2, 3, 3, padding=1, use_kernel=False), (0, 2, 5, 5), (0, 3, 5, 5)),
+        (BinaryConv2d(2, 3, 3, padding=1, use_kernel=True), (0, 2, 5, 5), (0, 3, 5, 5)),
+        (BinaryConv2d(2, 3, 3, stride=2, pad_values=0.0, use_kernel=True), (0, 2, 5, 5), (0, 3, 2, 2)),
+    ]
+
+
+@pytest.mark.parametrize("layer, in_shape, out_shape", _product_layers(),
+                         ids=lambda v: repr(v).split("(")[0] if isinstance(v, Module) else None)
+def test_an_empty_batch_gives_an_empty_output_on_every_path(layer, in_shape, out_shape):
+    x = Tensor(np.zeros(in_shape, np.float32), requires_grad=True)
+    y = layer(x)
+    assert y.shape == out_shape and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == in_shape
+    assert all(p.grad.shape == p.shape and not p.grad.any() for p in layer.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("layer, in_shape, out_shape", _product_layers(),
+                         ids=lambda v: repr(v).split("(")[0] if isinstance(v, Module) else None)
+def test_layers_refuse_complex_inputs(layer, in_shape, out_shape):
+    x = np.ones((1,) + in_shape[1:], dtype=complex)
+    with pytest.raises(TypeError, match="must be|numeric"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # an error, never a ComplexWarning
+            layer(x)

@@ -348,3 +348,38 @@ def test_gradcheck_rejects_a_backward_that_ignores_the_upstream_gradient():
 def test_gradcheck_rejects_float32_outputs():
     with pytest.raises(mb.GradcheckError, match="float64"):
         gradcheck(lambda t: t.astype(np.float32), np.ones(2))
+
+
+# ---- operands that are not real numbers are refused, naming the op (issue 10, defect 6) ---------------------
+BAD_OPERANDS = [None, 1j, np.ones((2, 3), dtype=complex), np.array(["a", "b", "c"]), np.array([object()] * 3),
+                "abc"]
+
+
+@pytest.mark.parametrize("bad", BAD_OPERANDS, ids=["None", "complex", "complex array", "strings", "objects", "str"])
+@pytest.mark.parametrize("op, name", [(lambda t, b: t + b, "AddFn"), (lambda t, b: b * t, "MulFn"),
+                                      (lambda t, b: t @ b, "MatMulFn"), (lambda t, b: mb.maximum(t, b), "MaximumFn")])
+def test_ops_refuse_operands_that_are_not_real(op, name, bad):
+    t = Tensor(np.ones((2, 3), np.float32))
+    with _no_warning():
+        with pytest.raises(TypeError, match=rf"^{name}: operand [01] must be a Tensor, a real number or an array"):
+            op(t, bad)
+
+
+def test_none_operand_error_names_the_op_and_the_value():
+    with pytest.raises(TypeError, match=r"AddFn: operand 1 .* got None \(NoneType\)"):
+        Tensor(np.ones((2, 3), np.float32)) + None
+    with pytest.raises(TypeError, match="the complex number 1j"):
+        Tensor(np.ones(2)) - 1j
+
+
+class _no_warning:
+    """A context in which any warning (e.g. NumPy's ComplexWarning) is an error."""
+
+    def __enter__(self):
+        import warnings
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
