@@ -345,6 +345,27 @@ def test_gradcheck_rejects_a_backward_that_ignores_the_upstream_gradient():
         gradcheck(LeakyZero.apply, np.array([1.0, 2.0]))
 
 
+def test_jacobian_and_numerical_jacobian_of_a_product():
+    from minibnn.gradcheck import jacobian, numerical_jacobian
+    a = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    b = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    analytic = jacobian(lambda x, y: x @ y, a, b)
+    numerical = numerical_jacobian(lambda x, y: x @ y, a, b)
+    expected_a = np.array([[0.5, -1.0, 0.0, 0.0], [0.0, 0.0, 0.5, -1.0]])   # d(a @ b)_i / d a_jk = δ_ij b_k
+    np.testing.assert_allclose(analytic[0], expected_a)
+    np.testing.assert_allclose(analytic[1], a.data)                          # d(a @ b) / db = a
+    for j, n in zip(analytic, numerical):
+        np.testing.assert_allclose(j, n, atol=1e-8)
+
+
+def test_gradcheck_rejects_a_gradient_of_the_wrong_shape():
+    def fn(t):
+        t.register_hook(lambda g: np.full(3, g.sum()))   # replaces the leaf's (2,) gradient by a (3,) one
+        return t * 1.0
+    with pytest.raises(mb.GradcheckError, match=r"input 0: gradient has shape \(3,\)"):
+        gradcheck(fn, np.ones(2))
+
+
 def test_gradcheck_rejects_float32_outputs():
     with pytest.raises(mb.GradcheckError, match="float64"):
         gradcheck(lambda t: t.astype(np.float32), np.ones(2))
