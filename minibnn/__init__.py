@@ -15,4 +15,5 @@ __version__ = "0.1.0"
 
 # The submodules, in dependency order (each only imports the ones above it).
 from . import functional, registry, init, layers, losses, optim, schedulers, quantizers, scales, constraints
-from . import regularizers, quantized, normalization, bop, metrics, models, summary, checkpoint, training, data
+from . import regularizers, quantized, normalization, nn, bop, metrics, models, model_summary, checkpoint, training, data
+from .model_summary import summary  # the function: minibnn.summary(model, input_shape)

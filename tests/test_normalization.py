@@ -4,7 +4,6 @@ the constants K_{l-1} and K_{l+1}, the factory, and a Monte-Carlo check that c·
 binary dot product."""
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from minibnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear
 from minibnn.normalization import (CentredNorm, FixedScaleNorm, fan_in, fan_out, fixed_variance, glorot_variance,
                                    make_norm, norm_kinds)
 from minibnn.quantized import BinaryLinear
-from minibnn import normalization as normalization_module
 from strategies import MEDIUM, arrays
 
 X = np.array([[1.0, 10.0], [3.0, 30.0], [8.0, -4.0]])  # batch means 4 and 12
@@ -175,8 +173,3 @@ def test_fixed_variance_is_the_variance_of_a_binary_dot_product():
     np.testing.assert_allclose(y.var(axis=0, ddof=1), 1.0, atol=5 * np.sqrt(2 / (n - 1)))
     # and the running variance the norm records estimates K itself
     assert np.allclose(norm.running_var, 0.9 + 0.1 * layer(x).data.var(axis=0, ddof=1), rtol=1e-4)
-
-
-def test_docstring_examples_of_normalization():
-    result = doctest.testmod(normalization_module)
-    assert result.failed == 0 and result.attempted > 0
