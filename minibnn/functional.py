@@ -1,9 +1,12 @@
-"""The differentiable operations of neural networks: linear, convolution, pooling, BatchNorm, activations, losses.
+"""The differentiable operations of neural networks: linear, convolution, pooling, BatchNorm, dropout, activations.
 
 Each op is one :class:`~minibnn.tensor.Function` subclass, named after the op with the suffix ``Fn``, whose
 ``forward`` (on NumPy arrays) and ``backward`` (dL/d(output) -> dL/d(inputs)) sit side by side with the
 derivative in the docstring; a lower-case function applies it to tensors and checks its arguments. Layers
-(:mod:`minibnn.layers`) and losses (:mod:`minibnn.losses`) are thin modules around these functions.
+(:mod:`minibnn.layers`) are thin modules around these functions. The losses (``cross_entropy``, ``mse_loss``,
+``squared_hinge_loss``) live in :mod:`minibnn.losses` and are re-exported here. Convolution and pooling read
+their windows with :mod:`minibnn.im2col`; ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
+forward on the XNOR-popcount kernels (:mod:`minibnn.backend`), which binary layers do.
 
 Conventions:
 

@@ -347,11 +347,6 @@ def as_tensor(x: ArrayLike, dtype=np.float32) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
 
 
-def tensor(data: ArrayLike, requires_grad: bool = False, dtype=None) -> Tensor:
-    """Make a tensor (float32 unless the data is float64 or ``dtype`` says otherwise)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
 def _topological_order(root: Tensor) -> list:
     """Every tensor ``root`` depends on, each after its inputs (iterative depth-first search, no recursion)."""
     order, seen, stack = [], set(), [(root, False)]
