@@ -68,24 +68,23 @@ def binary_products(make_model, x):
     for m in layers:
         xs = np.where(rng.random(shapes[id(m)]) < 0.5, -1.0, 1.0).astype(np.float32)
         with no_grad():
-            w = m.compute_weight().data
+            w = m.weight_operand().data
         conv = isinstance(m, QuantConv2d)
         options = dict(stride=m.stride, padding=m.padding, pad_value=m.pad_value) if conv else {}
-        work.append((xs, w, options, F.Conv2dFn if conv else F.LinearFn,
-                     backend.BinaryConv2dFn if conv else backend.BinaryLinearFn))
+        work.append((xs, w, options, F.Conv2dFn if conv else F.LinearFn))
 
     def run(which):
         def products():
-            for xs, w, options, float_fn, kernel_fn in work:
-                ctx = (float_fn if which == "float" else kernel_fn)()
+            for xs, w, options, fn in work:
+                ctx = fn()
                 ctx.needs_input_grad = (True, True)      # keep what the backward needs, as in training
-                ctx.forward(xs, w, **options)
+                ctx.forward(xs, w, **options, use_kernel=which == "kernel")
         return products
 
     def quantize():
         with no_grad():
             for m in layers:
-                m.compute_weight()
+                m.weight_operand()
 
     return run("float"), run("kernel"), quantize
 

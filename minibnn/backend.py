@@ -3,12 +3,15 @@
 A binary layer multiplies q_in(x) ∈ {-1, +1} by α·q_w(W) ∈ {-α_n, +α_n} (one magnitude per output row n; α = 1
 without a weight scale). Each dot product of length K is then ``α_n · (K - 2 popcount(x XOR w_n))``
 (:mod:`minibnn.packing`), an integer times α_n, which :func:`minibnn.xnor.gemm` / :func:`~minibnn.xnor.conv2d`
-compute from packed bits with α_n and the bias fused into the output transform. The ops here are
-:class:`~minibnn.functional.LinearFn` and :class:`~minibnn.functional.Conv2dFn` with only the forward changed:
+compute from packed bits with α_n and the bias fused into the output transform. :func:`xnor_linear` and
+:func:`xnor_conv2d` are the alternative forwards of :class:`~minibnn.functional.LinearFn` and
+:class:`~minibnn.functional.Conv2dFn`, which call them when given ``use_kernel=True`` (a binary layer passes
+its ``kernel_active``):
 
 * the forward packs both operands with :func:`minibnn.xnor.pack_scaled`, which also checks in the same pass
   that they are ±1 (input) and ±α_n (weight rows). If they are not -- a full-precision quantizer, a ternary
-  one, a step to {0, 1}, a NaN -- the float product runs instead, so the answer is always the float op's;
+  one, a step to {0, 1}, a NaN -- or the batch is empty, they return None and the op runs its float product,
+  so the answer is always the float op's;
 * the backward is the float op's own, unchanged: dL/dx = g @ W_eff, dL/dW_eff = gᵀ @ x (im2col for the
   convolution), on the same arrays, so **every gradient is bit for bit the one of the float path**;
 * the forward output is bit for bit the float path's when α = 1 (a ±1 dot product is an exact integer in
@@ -45,7 +48,7 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> x = Tensor(np.where(rng.random((4, 70)) < 0.5, -1.0, 1.0), requires_grad=True)
     >>> w = Tensor(np.where(rng.random((3, 70)) < 0.5, -1.0, 1.0), requires_grad=True)
-    >>> y = linear(x, w)                       # XNOR-popcount forward
+    >>> y = F.linear(x, w, use_kernel=True)            # XNOR-popcount forward
     >>> y.sum().backward()
     >>> np.array_equal(y.data, F.linear(x, w).data), np.array_equal(x.grad, np.ones((4, 3), np.float32) @ w.data)
     (True, True)
@@ -57,12 +60,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import functional as F
 from . import xnor
-from .tensor import Tensor
 
-__all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "scaled_filters", "linear", "conv2d",
-           "BinaryLinearFn", "BinaryConv2dFn", "ENV_VAR"]
+__all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "scaled_filters", "xnor_linear", "xnor_conv2d",
+           "ENV_VAR"]
 
 ENV_VAR = "MINIBNN_USE_KERNELS"
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -161,94 +162,46 @@ def _output(run, alpha: Optional[np.ndarray], bias: Optional[np.ndarray], dtype:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The ops
+# The kernel forwards of LinearFn and Conv2dFn
 # --------------------------------------------------------------------------------------------------------------
-class BinaryLinearFn(F.LinearFn):
-    """out = x @ W_effᵀ + b on the XNOR-popcount kernel when x ∈ {±1} and each row W_eff[n] ∈ {±α_n}:
+def xnor_linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """x @ wᵀ + b on the XNOR-popcount kernel, or None when x is not ±1 or a row w[n] is not ±α_n:
 
-        out[m, n] = α_n · (K - 2 popcount(x_m XOR sign(W_eff[n]))) + b_n,
+        out[m, n] = α_n · (K - 2 popcount(x_m XOR sign(w[n]))) + b_n.
 
-    otherwise the float product. The backward is :class:`~minibnn.functional.LinearFn`'s, unchanged:
-    dL/dx = g @ W_eff, dL/dW_eff = gᵀ @ x, dL/db = Σ g.
+    The forward of :class:`~minibnn.functional.LinearFn` with ``use_kernel=True``; None (also for an empty
+    batch) makes it run the float product instead.
     """
+    n_out, k = w.shape
+    x2 = x.reshape(-1, k)
+    if len(x2) == 0:
+        return None
+    px = _pm1_rows(x2)
+    filters = scaled_filters(w) if px is not None else None
+    if filters is None:
+        return None
+    pw, alpha = filters
+    out = _output(lambda **t: xnor.gemm(px, pw, k, **t), alpha, b, x.dtype, (1, n_out))
+    return out.reshape(x.shape[:-1] + (n_out,))
 
-    def forward(self, x, w, b=None):
-        n_out, k = w.shape
-        x2 = x.reshape(-1, k)
-        px = _pm1_rows(x2)
-        filters = scaled_filters(w) if px is not None else None
-        if filters is None:
-            return super().forward(x, w, b)
-        pw, alpha = filters
-        self.x, self.w, self.has_bias = x, w, b is not None
-        out = _output(lambda **t: xnor.gemm(px, pw, k, **t), alpha, b, x.dtype, (1, n_out))
-        return out.reshape(x.shape[:-1] + (n_out,))
 
+def xnor_conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: Tuple[int, int],
+                padding: Tuple[int, int], pad_value: float) -> Optional[np.ndarray]:
+    """The convolution of :class:`~minibnn.functional.Conv2dFn` on the XNOR-popcount kernel, or None when x is
+    not ±1, a filter w[o] is not ±α_o or the padding is not +1, -1 or 0:
 
-class BinaryConv2dFn(F.Conv2dFn):
-    """The convolution of :class:`~minibnn.functional.Conv2dFn` on the XNOR-popcount kernel when x ∈ {±1},
-    each filter W_eff[o] ∈ {±α_o} and the padding is +1, -1 or 0:
+        out[n, o, i, j] = α_o · Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · sign(w)[o, c, p, q] + b[o],
 
-        out[n, o, i, j] = α_o · Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · sign(W_eff)[o, c, p, q] + b[o],
-
-    computed on NHWC packed bits (x and W transposed to channels-last, the output transposed back); otherwise
-    the float convolution. The backward is Conv2dFn's, unchanged (it needs the im2col of x for dL/dW, which
-    the forward then builds as Conv2dFn's does, only when W wants a gradient).
+    computed on NHWC packed bits (x and w transposed to channels-last, the output transposed back).
     """
-
-    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0):
-        out = self._kernel_forward(x, w, b, stride, padding, pad_value) if pad_value in (1.0, -1.0, 0.0) else None
-        if out is None:
-            return super().forward(x, w, b, stride, padding, pad_value)
-        self.x_shape, self.w, self.stride, self.padding, self.has_bias = x.shape, w, stride, padding, b is not None
-        if self.needs_input_grad[1]:   # the im2col Conv2dFn.backward reads for dL/dW
-            win = F._windows(F._pad2d(x, padding, pad_value), w.shape[2:], stride)
-            n, _, oh, ow = win.shape[:4]
-            self.cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, -1, oh * ow)
-        return out
-
-    @staticmethod
-    def _kernel_forward(x, w, b, stride, padding, pad_value) -> Optional[np.ndarray]:
-        px = _pm1_rows(x.transpose(0, 2, 3, 1))                # (N, H, W, ceil(C/64)): channels last, packed
-        filters = scaled_filters(w.transpose(0, 2, 3, 1)) if px is not None else None   # (O, kh, kw, words)
-        if filters is None:
-            return None
-        pw, alpha = filters
-        run = lambda **t: xnor.conv2d(px, pw, w.shape[1], stride=stride, padding=padding,  # noqa: E731
-                                      pad_value=int(pad_value), **t)
-        out = _output(run, alpha, b, x.dtype, (1, 1, 1, w.shape[0]))   # (N, OH, OW, O)
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Functional entry points (what QuantLinear / QuantConv2d call)
-# --------------------------------------------------------------------------------------------------------------
-def linear(x, weight, bias=None) -> Tensor:
-    """:func:`minibnn.functional.linear` with the forward on the kernels when the operands are ±1 / ±α_n.
-
-    Same arguments, checks, result and gradients as ``functional.linear`` (see the module docstring)."""
-    xs, ws = F._shape(x), F._shape(weight)
-    if len(ws) != 2 or len(xs) == 0 or xs[-1] != ws[1]:
-        return F.linear(x, weight, bias)        # let functional.linear raise its error
-    if bias is not None and F._shape(bias) != (ws[0],):
-        return F.linear(x, weight, bias)
-    return BinaryLinearFn.apply(x, weight) if bias is None else BinaryLinearFn.apply(x, weight, bias)
-
-
-def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0) -> Tensor:
-    """:func:`minibnn.functional.conv2d` with the forward on the kernels when the operands are ±1 / ±α_o and
-    ``pad_value`` is +1, -1 or 0. Same arguments, checks, result and gradients (see the module docstring)."""
-    stride, padding = F._pair("conv2d", "stride", stride, 1), F._pair("conv2d", "padding", padding, 0)
-    ws = F._shape(weight)
-    if len(ws) != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape {ws}")
-    F._check_image("conv2d", "input", F._shape(x), padding, ws[2:])
-    if F._shape(x)[1] != ws[1]:
-        raise ValueError(f"conv2d: input of shape {F._shape(x)} has {F._shape(x)[1]} channels, but weight {ws} "
-                         f"expects {ws[1]}")
-    options = dict(stride=stride, padding=padding, pad_value=F._real("conv2d", "pad_value", pad_value))
-    if bias is None:
-        return BinaryConv2dFn.apply(x, weight, **options)
-    if F._shape(bias) != (ws[0],):
-        raise ValueError(f"conv2d: bias must have shape ({ws[0]},) to match weight {ws}, got {F._shape(bias)}")
-    return BinaryConv2dFn.apply(x, weight, bias, **options)
+    if pad_value not in (1.0, -1.0, 0.0) or len(x) == 0:
+        return None
+    px = _pm1_rows(x.transpose(0, 2, 3, 1))                # (N, H, W, ceil(C/64)): channels last, packed
+    filters = scaled_filters(w.transpose(0, 2, 3, 1)) if px is not None else None   # (O, kh, kw, words)
+    if filters is None:
+        return None
+    pw, alpha = filters
+    run = lambda **t: xnor.conv2d(px, pw, w.shape[1], stride=stride, padding=padding,  # noqa: E731
+                                  pad_value=int(pad_value), **t)
+    out = _output(run, alpha, b, x.dtype, (1, 1, 1, w.shape[0]))   # (N, OH, OW, O)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -105,7 +105,7 @@ def _train_demo(args: argparse.Namespace) -> int:
     from .optim import Adam
     from .random import manual_seed
     from .schedulers import CosineAnnealingLR
-    from .summary import summary
+    from .model_summary import summary
     from .training import evaluate, fit
 
     if args.epochs < 1:

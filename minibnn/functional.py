@@ -1,9 +1,12 @@
-"""The differentiable operations of neural networks: linear, convolution, pooling, BatchNorm, activations, losses.
+"""The differentiable operations of neural networks: linear, convolution, pooling, BatchNorm, dropout, activations.
 
 Each op is one :class:`~minibnn.tensor.Function` subclass, named after the op with the suffix ``Fn``, whose
 ``forward`` (on NumPy arrays) and ``backward`` (dL/d(output) -> dL/d(inputs)) sit side by side with the
 derivative in the docstring; a lower-case function applies it to tensors and checks its arguments. Layers
-(:mod:`minibnn.layers`) and losses (:mod:`minibnn.losses`) are thin modules around these functions.
+(:mod:`minibnn.layers`) are thin modules around these functions. The losses (``cross_entropy``, ``mse_loss``,
+``squared_hinge_loss``) live in :mod:`minibnn.losses` and are re-exported here. Convolution and pooling read
+their windows with :mod:`minibnn.im2col`; ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
+forward on the XNOR-popcount kernels (:mod:`minibnn.backend`), which binary layers do.
 
 Conventions:
 
@@ -27,14 +30,15 @@ Example:
 """
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Tuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from . import _checks, backend
+from .im2col import col2im, im2col, output_size, pad2d, windows
+from .losses import cross_entropy, mse_loss, squared_hinge_loss
 from .random import get_rng
-from .tensor import Function, Tensor
+from .tensor import Function, Tensor, as_tensor, shape_of
 
 __all__ = [
     "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout",
@@ -42,137 +46,10 @@ __all__ = [
     "cross_entropy", "mse_loss", "squared_hinge_loss",
 ]
 
-REDUCTIONS = ("mean", "sum", "none")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Argument helpers
-# --------------------------------------------------------------------------------------------------------------
-def _shape(x) -> Tuple[int, ...]:
-    return x.shape if isinstance(x, Tensor) else np.shape(x)
-
-
-def _as_tensor(x) -> Tensor:
-    """A tensor as it is; anything else a constant float32 tensor (as arrays become in every op on them alone)."""
-    return x if isinstance(x, Tensor) else Tensor(x, dtype=np.float32)
-
-
-def _real(who: str, name: str, value) -> float:
-    """``value`` as a Python float (a NumPy float64 scalar would promote float32 arrays to float64)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {value!r} ({type(value).__name__})")
-    if not np.isfinite(value):
-        raise ValueError(f"{who}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _pair(who: str, name: str, value, minimum: int) -> Tuple[int, int]:
-    """An int or a pair of ints, as (vertical, horizontal), each >= ``minimum``."""
-    pair = (value, value) if isinstance(value, numbers.Integral) else value
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum for v in pair)):
-        raise ValueError(f"{who}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _check_reduction(who: str, reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{who}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-def _reduce(losses: Tensor, reduction: str) -> Tensor:
-    """The per-element losses averaged ("mean"), added ("sum") or returned as they are ("none")."""
-    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
-
 
 def _channel_shape(x: np.ndarray) -> Tuple[int, ...]:
     """The shape (1, C, 1, ...) that broadcasts a per-channel vector along axis 1 of ``x``."""
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Linear
-# --------------------------------------------------------------------------------------------------------------
-class LinearFn(Function):
-    """out = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,);
-    dL/dx = g @ W,  dL/dW = gᵀ @ x (summed over the leading axes),  dL/db = Σ g.
-    """
-
-    def forward(self, x, w, b=None):
-        self.x, self.w, self.has_bias = x, w, b is not None
-        out = x @ w.T
-        if b is not None:
-            out += b
-        return out
-
-    def backward(self, grad):
-        g2 = grad.reshape(-1, grad.shape[-1])
-        dx = grad @ self.w if self.needs_input_grad[0] else None
-        dw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if self.needs_input_grad[1] else None
-        return (dx, dw, g2.sum(axis=0)) if self.has_bias else (dx, dw)
-
-
-def linear(x, weight, bias=None) -> Tensor:
-    """y = x @ weightᵀ + bias.
-
-    Args:
-        x: input of shape (..., in_features) (a single sample (in_features,) works too).
-        weight: (out_features, in_features).
-        bias: (out_features,) or None.
-
-    Returns:
-        (..., out_features).
-
-    Example:
-        >>> linear(np.ones((2, 3)), Tensor(np.ones((4, 3)))).shape
-        (2, 4)
-    """
-    xs, ws = _shape(x), _shape(weight)
-    if len(ws) != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {ws}")
-    if len(xs) == 0 or xs[-1] != ws[1]:
-        raise ValueError(f"linear: input of shape {xs} does not match weight of shape {ws}: expected an input "
-                         f"of shape (..., {ws[1]})")
-    if bias is None:
-        return LinearFn.apply(x, weight)
-    if _shape(bias) != (ws[0],):
-        raise ValueError(f"linear: bias must have shape ({ws[0]},) to match weight {ws}, got {_shape(bias)}")
-    return LinearFn.apply(x, weight, bias)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Windows over images: the shared machinery of convolution and pooling
-# --------------------------------------------------------------------------------------------------------------
-def _pad2d(x: np.ndarray, padding: Tuple[int, int], value: float) -> np.ndarray:
-    """x (N, C, H, W) surrounded by ``padding`` rows and columns of ``value`` (no copy when there is none)."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    out = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def _windows(xp: np.ndarray, kernel: Tuple[int, int], stride: Tuple[int, int]) -> np.ndarray:
-    """A view (N, C, OH, OW, kh, kw) of the padded input: [n, c, i, j] is the patch under output pixel (i, j).
-
-    No copy: ``sliding_window_view`` only changes the strides.
-    """
-    return sliding_window_view(xp, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
-
-
-def _unwindow(patches: np.ndarray, x_shape, stride: Tuple[int, int], padding: Tuple[int, int]) -> np.ndarray:
-    """The adjoint of ``_windows`` (col2im): add every patch (N, C, OH, OW, kh, kw) back onto the pixels it was
-    read from, then drop the padding. One vectorised add per kernel offset (p, q), never a loop over pixels."""
-    n, c, oh, ow, kh, kw = patches.shape
-    (sh, sw), (ph, pw) = stride, padding
-    out = np.zeros((n, c, x_shape[2] + 2 * ph, x_shape[3] + 2 * pw), dtype=patches.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            out[:, :, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw] += patches[:, :, :, :, p, q]
-    return out[:, :, ph:ph + x_shape[2], pw:pw + x_shape[3]]
 
 
 def _check_image(who: str, name: str, shape, padding, kernel) -> None:
@@ -185,27 +62,91 @@ def _check_image(who: str, name: str, shape, padding, kernel) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Linear
+# --------------------------------------------------------------------------------------------------------------
+class LinearFn(Function):
+    """out = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,);
+    dL/dx = g @ W,  dL/dW = gᵀ @ x (summed over the leading axes),  dL/db = Σ g.
+
+    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.backend.xnor_linear`)
+    when x is ±1 and every row W[n] is ±α_n, with the same result; otherwise, and always in the backward,
+    the float arithmetic above.
+    """
+
+    def forward(self, x, w, b=None, use_kernel=False):
+        self.x, self.w, self.has_bias = x, w, b is not None
+        out = backend.xnor_linear(x, w, b) if use_kernel else None    # None: the operands are not ±1
+        if out is None:
+            out = x @ w.T
+            if b is not None:
+                out += b
+        return out
+
+    def backward(self, grad):
+        g2 = grad.reshape(-1, grad.shape[-1])
+        dx = grad @ self.w if self.needs_input_grad[0] else None
+        dw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if self.needs_input_grad[1] else None
+        return (dx, dw, g2.sum(axis=0)) if self.has_bias else (dx, dw)
+
+
+def linear(x, weight, bias=None, use_kernel: bool = False) -> Tensor:
+    """y = x @ weightᵀ + bias.
+
+    Args:
+        x: input of shape (..., in_features) (a single sample (in_features,) works too).
+        weight: (out_features, in_features).
+        bias: (out_features,) or None.
+        use_kernel: run the forward on the XNOR-popcount kernel when x is ±1 and each weight row ±α_n (the
+            result is the float one, see :mod:`minibnn.backend`); the float product otherwise.
+
+    Returns:
+        (..., out_features).
+
+    Example:
+        >>> linear(np.ones((2, 3)), Tensor(np.ones((4, 3)))).shape
+        (2, 4)
+    """
+    xs, ws = shape_of(x), shape_of(weight)
+    if len(ws) != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {ws}")
+    if len(xs) == 0 or xs[-1] != ws[1]:
+        raise ValueError(f"linear: input of shape {xs} does not match weight of shape {ws}: expected an input "
+                         f"of shape (..., {ws[1]})")
+    if bias is None:
+        return LinearFn.apply(x, weight, use_kernel=bool(use_kernel))
+    if shape_of(bias) != (ws[0],):
+        raise ValueError(f"linear: bias must have shape ({ws[0]},) to match weight {ws}, got {shape_of(bias)}")
+    return LinearFn.apply(x, weight, bias, use_kernel=bool(use_kernel))
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Convolution
 # --------------------------------------------------------------------------------------------------------------
 class Conv2dFn(Function):
     """2-D convolution (cross-correlation), NCHW:
     out[n, o, i, j] = Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · W[o, c, p, q] + b[o].
 
-    im2col: the receptive field of each output pixel (i, j) of image n becomes a column of ``cols[n]``
-    (C·kh·kw, OH·OW), so the convolution is a matrix product per image:  out[n] = W2 @ cols[n],  with W2 = W
-    reshaped to (O, C·kh·kw). Hence  dL/dW2 = Σ_n g[n] @ cols[n]ᵀ,  dL/dcols[n] = W2ᵀ @ g[n] (added back onto
-    the pixels by col2im),  dL/db = Σ g.
+    im2col (:mod:`minibnn.im2col`): the window of each output pixel (i, j) of image n becomes a column of
+    ``cols[n]`` (C·kh·kw, OH·OW), so the convolution is a matrix product per image:  out[n] = W2 @ cols[n],
+    with W2 = W reshaped to (O, C·kh·kw). Hence  dL/dW2 = Σ_n g[n] @ cols[n]ᵀ,  dL/dcols[n] = W2ᵀ @ g[n]
+    (added back onto the pixels by col2im),  dL/db = Σ g.
+
+    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.backend.xnor_conv2d`)
+    when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0, with the same result; the im2col
+    is then built only if W wants a gradient (the backward, always the float one above, needs it).
     """
 
-    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0):
+    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0, use_kernel=False):
         self.x_shape, self.w, self.stride, self.padding, self.has_bias = x.shape, w, stride, padding, b is not None
-        win = _windows(_pad2d(x, padding, pad_value), w.shape[2:], stride)  # (N, C, OH, OW, kh, kw), a view
-        n, _, oh, ow = win.shape[:4]
-        self.cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, -1, oh * ow)  # the one copy: im2col
-        out = np.matmul(w.reshape(len(w), -1), self.cols)  # (N, O, OH·OW)
-        if b is not None:
-            out += b[:, None]
-        return out.reshape(n, -1, oh, ow)
+        out = backend.xnor_conv2d(x, w, b, stride, padding, pad_value) if use_kernel else None
+        if out is None or self.needs_input_grad[1]:
+            self.cols = im2col(x, w.shape[2:], stride, padding, pad_value)   # (N, C·kh·kw, OH·OW)
+        if out is None:
+            out = np.matmul(w.reshape(len(w), -1), self.cols)                # (N, O, OH·OW)
+            if b is not None:
+                out += b[:, None]
+            out = out.reshape((len(x), len(w)) + output_size(x.shape[2:], w.shape[2:], stride, padding))
+        return out
 
     def backward(self, grad):
         n, o, oh, ow = grad.shape
@@ -215,11 +156,11 @@ class Conv2dFn(Function):
             dw = np.matmul(g, self.cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.w.shape)
         if self.needs_input_grad[0]:
             dcols = np.matmul(self.w.reshape(o, -1).T, g).reshape(n, *self.w.shape[1:], oh, ow)
-            dx = _unwindow(dcols.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.stride, self.padding)
+            dx = col2im(dcols.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.stride, self.padding)
         return (dx, dw, g.sum(axis=(0, 2))) if self.has_bias else (dx, dw)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0) -> Tensor:
+def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, use_kernel: bool = False) -> Tensor:
     """2-D convolution of NCHW images (cross-correlation, as in every deep-learning library).
 
     Args:
@@ -229,6 +170,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0) ->
         stride, padding: an int or a pair (vertical, horizontal).
         pad_value: the value of the padded border (0; a binary layer pads with -1 or +1 so that its input
             stays in {-1, +1}). Not differentiated.
+        use_kernel: run the forward on the XNOR-popcount kernel when x is ±1, each filter ±α_o and
+            ``pad_value`` +1, -1 or 0 (the result is the float one, see :mod:`minibnn.backend`).
 
     Returns:
         (N, O, OH, OW) with OH = (H + 2·ph - kh) // sh + 1, OW likewise.
@@ -240,19 +183,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0) ->
                [6., 9., 9., 6.],
                [4., 6., 6., 4.]], dtype=float32)
     """
-    stride, padding = _pair("conv2d", "stride", stride, 1), _pair("conv2d", "padding", padding, 0)
-    ws = _shape(weight)
+    stride, padding = _checks.pair("conv2d", "stride", stride, 1), _checks.pair("conv2d", "padding", padding, 0)
+    ws = shape_of(weight)
     if len(ws) != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape {ws}")
-    _check_image("conv2d", "input", _shape(x), padding, ws[2:])
-    if _shape(x)[1] != ws[1]:
-        raise ValueError(f"conv2d: input of shape {_shape(x)} has {_shape(x)[1]} channels, but weight {ws} "
+    _check_image("conv2d", "input", shape_of(x), padding, ws[2:])
+    if shape_of(x)[1] != ws[1]:
+        raise ValueError(f"conv2d: input of shape {shape_of(x)} has {shape_of(x)[1]} channels, but weight {ws} "
                          f"expects {ws[1]}")
-    options = dict(stride=stride, padding=padding, pad_value=_real("conv2d", "pad_value", pad_value))
+    options = dict(stride=stride, padding=padding, pad_value=_checks.real("conv2d", "pad_value", pad_value),
+                   use_kernel=bool(use_kernel))
     if bias is None:
         return Conv2dFn.apply(x, weight, **options)
-    if _shape(bias) != (ws[0],):
-        raise ValueError(f"conv2d: bias must have shape ({ws[0]},) to match weight {ws}, got {_shape(bias)}")
+    if shape_of(bias) != (ws[0],):
+        raise ValueError(f"conv2d: bias must have shape ({ws[0]},) to match weight {ws}, got {shape_of(bias)}")
     return Conv2dFn.apply(x, weight, bias, **options)
 
 
@@ -265,15 +209,15 @@ class MaxPool2dFn(Function):
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
-        win = _windows(_pad2d(x, padding, -np.inf), kernel, stride)
-        flat = win.reshape(win.shape[:4] + (-1,))  # (N, C, OH, OW, kh·kw)
+        win = windows(pad2d(x, padding, -np.inf), kernel, stride)
+        flat = win.reshape(win.shape[:4] + (kernel[0] * kernel[1],))  # (N, C, OH, OW, kh·kw)
         self.argmax = flat.argmax(axis=-1)
         return np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, grad):
         onehot = self.argmax[..., None] == np.arange(self.kernel[0] * self.kernel[1])
         patches = (grad[..., None] * onehot).reshape(grad.shape + self.kernel)
-        return _unwindow(patches, self.x_shape, self.stride, self.padding)
+        return col2im(patches, self.x_shape, self.stride, self.padding)
 
 
 class AvgPool2dFn(Function):
@@ -282,22 +226,22 @@ class AvgPool2dFn(Function):
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
-        return _windows(_pad2d(x, padding, 0.0), kernel, stride).mean(axis=(-2, -1))
+        return windows(pad2d(x, padding, 0.0), kernel, stride).mean(axis=(-2, -1))
 
     def backward(self, grad):
         share = grad / (self.kernel[0] * self.kernel[1])
         patches = np.broadcast_to(share[..., None, None], grad.shape + self.kernel)
-        return _unwindow(patches, self.x_shape, self.stride, self.padding)
+        return col2im(patches, self.x_shape, self.stride, self.padding)
 
 
 def _pool_options(who: str, x, kernel_size, stride, padding):
-    kernel = _pair(who, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _pair(who, "stride", stride, 1)
-    padding = _pair(who, "padding", padding, 0)
+    kernel = _checks.pair(who, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _checks.pair(who, "stride", stride, 1)
+    padding = _checks.pair(who, "padding", padding, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{who}: padding {padding} must be at most half the kernel {kernel} (so that every "
                          f"window covers at least one input pixel)")
-    _check_image(who, "input", _shape(x), padding, kernel)
+    _check_image(who, "input", shape_of(x), padding, kernel)
     return dict(kernel=kernel, stride=stride, padding=padding)
 
 
@@ -411,15 +355,15 @@ def batch_norm(x, running_mean: Optional[np.ndarray] = None, running_var: Option
         array([[-1.],
                [ 1.]], dtype=float32)
     """
-    xs = _shape(x)
+    xs = shape_of(x)
     if len(xs) < 2:
         raise ValueError(f"batch_norm: input must have a channel axis, (N, C, ...), got shape {xs}")
     c = xs[1]
     for name, value in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
-        if value is not None and _shape(value) != (c,):
+        if value is not None and shape_of(value) != (c,):
             raise ValueError(f"batch_norm: {name} must have shape ({c},) for an input of shape {xs}, "
-                             f"got {_shape(value)}")
+                             f"got {shape_of(value)}")
     if (weight is None) != (bias is None):
         raise ValueError("batch_norm: give both weight and bias (affine) or neither")
     if (running_mean is None) != (running_var is None):
@@ -429,11 +373,11 @@ def batch_norm(x, running_mean: Optional[np.ndarray] = None, running_var: Option
                          f"got an input of shape {xs}")
     if not training and running_mean is None:
         raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
-    momentum, eps = _real("batch_norm", "momentum", momentum), _real("batch_norm", "eps", eps)
+    momentum, eps = _checks.real("batch_norm", "momentum", momentum), _checks.real("batch_norm", "eps", eps)
     if not 0.0 <= momentum <= 1.0 or eps < 0:
         raise ValueError(f"batch_norm: momentum must be in [0, 1] and eps >= 0, got momentum={momentum}, eps={eps}")
     if fixed_var is not None:
-        fixed_var = _real("batch_norm", "fixed_var", fixed_var)
+        fixed_var = _checks.real("batch_norm", "fixed_var", fixed_var)
         if fixed_var <= 0:
             raise ValueError(f"batch_norm: fixed_var must be > 0, got {fixed_var}")
     running = dict(running_mean=running_mean, running_var=running_var)
@@ -465,10 +409,10 @@ def dropout(x, p: float = 0.5, training: bool = True, rng: Optional[np.random.Ge
         >>> np.unique(out)                         # dropped, or kept and scaled by 1 / 0.75
         array([0.       , 1.3333334], dtype=float32)
     """
-    p = _real("dropout", "p", p)
+    p = _checks.real("dropout", "p", p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    x = _as_tensor(x)
+    x = as_tensor(x)
     if not training or p == 0.0:
         return x
     keep = get_rng(rng).random(x.shape, dtype=np.float32) >= p
@@ -597,7 +541,7 @@ def hardtanh(x, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
         >>> hardtanh([-2.0, 0.5, 3.0]).data
         array([-1. ,  0.5,  1. ], dtype=float32)
     """
-    low, high = _real("hardtanh", "min_val", min_val), _real("hardtanh", "max_val", max_val)
+    low, high = _checks.real("hardtanh", "min_val", min_val), _checks.real("hardtanh", "max_val", max_val)
     if low >= high:
         raise ValueError(f"hardtanh: min_val ({low}) must be smaller than max_val ({high})")
     return HardtanhFn.apply(x, low=low, high=high)
@@ -640,7 +584,7 @@ def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
         >>> leaky_relu([-2.0, 3.0], negative_slope=0.5).data
         array([-1.,  3.], dtype=float32)
     """
-    return LeakyReLUFn.apply(x, negative_slope=_real("leaky_relu", "negative_slope", negative_slope))
+    return LeakyReLUFn.apply(x, negative_slope=_checks.real("leaky_relu", "negative_slope", negative_slope))
 
 
 def prelu(x, weight) -> Tensor:
@@ -651,7 +595,7 @@ def prelu(x, weight) -> Tensor:
         >>> prelu([[-2.0, -2.0]], Tensor([0.5, 0.25])).data
         array([[-1. , -0.5]], dtype=float32)
     """
-    xs, ws = _shape(x), _shape(weight)
+    xs, ws = shape_of(x), shape_of(weight)
     if len(ws) != 1 or (ws[0] != 1 and (len(xs) < 2 or xs[1] != ws[0])):
         raise ValueError(f"prelu: weight must have shape (1,) or (C,) with C the size of axis 1 of the input; "
                          f"got weight {ws} for an input of shape {xs}")
@@ -676,136 +620,3 @@ def softmax(x, axis: int = -1) -> Tensor:
         array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
     """
     return SoftmaxFn.apply(x, axis=axis)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Losses
-# --------------------------------------------------------------------------------------------------------------
-class CrossEntropyFn(Function):
-    """loss_i = -Σ_k t_ik · log softmax(z_i)_k  for logits z (N, C) and target distributions t (N, C);
-    dL/dz_i = g_i · (softmax(z_i)·Σ_k t_ik - t_i)  (= g_i·(softmax(z_i) - t_i) when the t_i sum to 1).
-    The targets are constants (not differentiated)."""
-
-    def forward(self, z, target=None):
-        shifted = z - z.max(axis=1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        self.softmax, self.target = np.exp(log_p), target
-        return -np.einsum("nc,nc->n", target, log_p)
-
-    def backward(self, grad):
-        return grad[:, None] * (self.softmax * self.target.sum(axis=1, keepdims=True) - self.target)
-
-
-class SquaredErrorFn(Function):
-    """out = (a - b)²;  d/da = 2(a - b),  d/db = -2(a - b)."""
-
-    def forward(self, a, b):
-        self.diff = a - b
-        return self.diff * self.diff
-
-    def backward(self, grad):
-        da = 2 * grad * self.diff
-        return da, -da
-
-
-class SquaredHingeFn(Function):
-    """out = max(0, 1 - t·y)² for scores y and targets t in {-1, +1} (constants);
-    d/dy = -2·t·max(0, 1 - t·y)."""
-
-    def forward(self, y, target=None):
-        self.target, self.margin = target, np.maximum(1 - target * y, 0)
-        return self.margin * self.margin
-
-    def backward(self, grad):
-        return -2 * grad * self.target * self.margin
-
-
-def _targets_as_rows(who: str, pred_shape, target, dtype) -> Tuple[np.ndarray, bool]:
-    """Targets as an array of the prediction's shape and dtype: given as such, or as integer class labels
-    (N,) in [0, C) for a prediction (N, C), which become one-hot rows. Returns (array, were_labels)."""
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
-    if t.shape == tuple(pred_shape):
-        if t.dtype.kind not in "fiub":
-            raise TypeError(f"{who}: target must be numeric, got dtype {t.dtype}")
-        return t.astype(dtype, copy=False), False
-    if len(pred_shape) != 2 or t.shape != pred_shape[:1]:
-        raise ValueError(f"{who}: target of shape {t.shape} does not fit the prediction of shape "
-                         f"{tuple(pred_shape)}: expected integer class labels of shape ({pred_shape[0]},) for a "
-                         f"prediction (N, C), or a target of the prediction's shape")
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{who}: class labels of shape {t.shape} must be an integer array, got dtype {t.dtype} "
-                        f"(convert with .astype(np.int64), or pass one-hot targets of shape {tuple(pred_shape)})")
-    n, c = pred_shape
-    if t.size and (t.min() < 0 or t.max() >= c):
-        bad = int(np.flatnonzero((t < 0) | (t >= c))[0])
-        raise ValueError(f"{who}: class labels must be in [0, {c}) for a prediction with {c} columns, "
-                         f"got label {t[bad]} at index {bad}")
-    onehot = np.zeros((n, c), dtype=dtype)
-    onehot[np.arange(n), t] = 1
-    return onehot, True
-
-
-def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
-    """Cross-entropy between softmax(logits) and the target, through a numerically stable log-softmax.
-
-    Args:
-        logits: (N, C) unnormalised scores.
-        target: integer class labels (N,) in [0, C), or one-hot / probability rows (N, C) (not differentiated).
-        reduction: "mean" (over the N samples), "sum", or "none" (the N losses).
-
-    Returns:
-        loss_i = -log softmax(logits_i)[label_i]  (= -Σ_k t_ik log softmax(logits_i)_k), reduced.
-
-    Example:
-        >>> round(cross_entropy(np.zeros((2, 4)), np.array([0, 3])).item(), 4)   # log 4
-        1.3863
-    """
-    _check_reduction("cross_entropy", reduction)
-    ls = _shape(logits)
-    if len(ls) != 2:
-        raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {ls}")
-    dtype = logits.dtype if isinstance(logits, Tensor) else np.dtype(np.float32)
-    t, _ = _targets_as_rows("cross_entropy", ls, target, dtype)
-    return _reduce(CrossEntropyFn.apply(logits, target=t), reduction)
-
-
-def mse_loss(prediction, target, reduction: str = "mean") -> Tensor:
-    """Mean (or sum, or none) of the squared differences (prediction - target)²; both must have the same shape.
-    Both are differentiated if they require gradients.
-
-    Example:
-        >>> mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])).item()
-        2.5
-    """
-    _check_reduction("mse_loss", reduction)
-    ps, ts = _shape(prediction), _shape(target)
-    if ps != ts:
-        raise ValueError(f"mse_loss: prediction of shape {ps} and target of shape {ts} must have the same shape "
-                         f"(nothing is broadcast)")
-    return _reduce(SquaredErrorFn.apply(prediction, target), reduction)
-
-
-def squared_hinge_loss(prediction, target, reduction: str = "mean") -> Tensor:
-    """Squared hinge loss mean(max(0, 1 - t·y)²) (as in BinaryNet, Courbariaux et al. 2016).
-
-    Args:
-        prediction: scores y, any shape; (N, C) when the target is class labels.
-        target: t in {-1, +1} of the prediction's shape, or integer class labels (N,) in [0, C), which become
-            rows with +1 at the label and -1 elsewhere (t = 2·onehot - 1).
-        reduction: "mean" (over all N·C elements), "sum", or "none" (elementwise).
-
-    Example:
-        >>> squared_hinge_loss(np.array([[0.0, 2.0]]), np.array([1])).item()   # ((1-2)₊² + (1+0)²) / 2
-        0.5
-    """
-    _check_reduction("squared_hinge_loss", reduction)
-    ps = _shape(prediction)
-    dtype = prediction.dtype if isinstance(prediction, Tensor) else np.dtype(np.float32)
-    t, were_labels = _targets_as_rows("squared_hinge_loss", ps, target, dtype)
-    if were_labels:
-        t = 2 * t - 1
-    elif not np.all((t == 1) | (t == -1)):
-        bad = np.flatnonzero((t != 1) & (t != -1))[0]
-        raise ValueError(f"squared_hinge_loss: targets must be -1 or +1, got {t.flat[bad]} at flat index {bad} "
-                         f"(map 0/1 targets with 2·t - 1, or pass integer class labels of shape (N,))")
-    return _reduce(SquaredHingeFn.apply(prediction, target=t), reduction)

@@ -1,7 +1,8 @@
 """gradcheck: compare the gradients autograd computes with central finite differences, in float64.
 
-For a function f of tensors x_1..x_n with output y, autograd gives the Jacobian row by row (one ``backward``
-per output element, with a one-hot upstream gradient). Finite differences give it column by column:
+For a function f of tensors x_1..x_n with output y, :func:`jacobian` gets the Jacobian from autograd row by row
+(one ``backward`` per output element, with a one-hot upstream gradient); :func:`numerical_jacobian` gets it
+from finite differences column by column:
 
     dy/dx[k] ≈ (f(x + eps·e_k) - f(x - eps·e_k)) / (2·eps)        (error O(eps²))
 
@@ -18,7 +19,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, List
 
 import numpy as np
 
@@ -36,9 +37,70 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def jacobian(fn: Callable[..., Tensor], *inputs: Tensor) -> List[np.ndarray]:
+    """The Jacobians of ``fn`` computed by autograd: one (out.size, x.size) matrix per input x.
+
+    Row j is the gradient of output element j: one ``backward`` with the one-hot upstream gradient e_j.
+    An input the output does not depend on gets a zero matrix. ``inputs`` are tensors with
+    ``requires_grad=True``; their ``.grad`` is overwritten.
+
+    Example:
+        >>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        >>> jacobian(lambda t: t * t, x)[0]           # d(x²)/dx = diag(2x)
+        array([[2., 0.],
+               [0., 4.]])
+    """
+    out = fn(*inputs)
+    rows = [np.zeros((out.size, x.size)) for x in inputs]
+    for j in range(out.size):
+        onehot = np.zeros(out.shape)
+        onehot.flat[j] = 1.0
+        for x in inputs:
+            x.grad = None
+        out.backward(onehot)
+        for i, x in enumerate(inputs):
+            if x.grad is not None:
+                rows[i][j] = x.grad.ravel()
+    return rows
+
+
+def numerical_jacobian(fn: Callable[..., Tensor], *inputs: Tensor, eps: float = 1e-6) -> List[np.ndarray]:
+    """The Jacobians of ``fn`` by central finite differences: one (out.size, x.size) matrix per input x.
+
+    Column k of input x is  (fn(x + eps·e_k) - fn(x - eps·e_k)) / (2·eps)  (error O(eps²)), computed under
+    ``no_grad`` by changing ``x.data`` in place and putting it back.
+
+    Example:
+        >>> x = Tensor(np.array([1.0, 2.0]))
+        >>> numerical_jacobian(lambda t: t * t, x)[0].round(6)
+        array([[2., 0.],
+               [0., 4.]])
+    """
+    columns = []
+    with no_grad():
+        size = fn(*inputs).size
+        for x in inputs:
+            jac = np.zeros((size, x.size))
+            flat = x.data.reshape(-1)
+            for k in range(x.size):
+                saved = flat[k]
+                flat[k] = saved + eps
+                plus = np.array(fn(*inputs).data, dtype=np.float64).ravel()
+                flat[k] = saved - eps
+                minus = np.array(fn(*inputs).data, dtype=np.float64).ravel()
+                flat[k] = saved
+                jac[:, k] = (plus - minus) / (2 * eps)
+            columns.append(jac)
+    return columns
+
+
 def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True) -> bool:
     """Check ``fn``'s autograd gradients against central finite differences in float64.
+
+    The checks, in order: the output is a float64 tensor that depends on the inputs; a zero upstream gradient
+    gives zero gradients; a second backward adds the same gradients again (re-entrant); every gradient has
+    its input's shape and dtype; and :func:`jacobian` equals :func:`numerical_jacobian` element by element.
 
     Args:
         fn: a function of tensors returning a tensor (any shape). It must only use differentiable ops on its
@@ -86,35 +148,11 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, eps: float = 1e-6, atol: float
     for i, (x, g) in enumerate(zip(xs, once)):
         if g is not None and not np.allclose(x.grad, 2 * g, rtol=1e-12, atol=1e-12):
             return fail(f"input {i}: a second backward did not add the same gradient again (not re-entrant)")
+        if g is not None and (g.shape != x.shape or g.dtype != x.dtype):
+            return fail(f"input {i}: gradient has shape {g.shape} and dtype {g.dtype}, "
+                        f"expected shape {x.shape} and dtype {x.dtype}")
 
-    analytic = [np.zeros((out.size, x.size)) for x in xs]
-    for j in range(out.size):
-        onehot = np.zeros(out.shape)
-        onehot.flat[j] = 1.0
-        for x in xs:
-            x.grad = None
-        out.backward(onehot)
-        for i, x in enumerate(xs):
-            if x.grad is None:
-                continue
-            if x.grad.shape != x.shape or x.grad.dtype != x.dtype:
-                return fail(f"input {i}: gradient has shape {x.grad.shape} and dtype {x.grad.dtype}, "
-                            f"expected shape {x.shape} and dtype {x.dtype}")
-            analytic[i][j] = x.grad.ravel()
-
-    numerical = [np.zeros((out.size, x.size)) for x in xs]
-    with no_grad():
-        for i, x in enumerate(xs):
-            flat = x.data.reshape(-1)
-            for k in range(x.size):
-                saved = flat[k]
-                flat[k] = saved + eps
-                plus = np.array(fn(*xs).data, dtype=np.float64).ravel()
-                flat[k] = saved - eps
-                minus = np.array(fn(*xs).data, dtype=np.float64).ravel()
-                flat[k] = saved
-                numerical[i][:, k] = (plus - minus) / (2 * eps)
-
+    analytic, numerical = jacobian(fn, *xs), numerical_jacobian(fn, *xs, eps=eps)
     for i, (a, n) in enumerate(zip(analytic, numerical)):
         excess = np.abs(a - n) - (atol + rtol * np.abs(n))
         if excess.size and (excess > 0).any():

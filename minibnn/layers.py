@@ -4,10 +4,8 @@ Every layer is a thin :class:`~minibnn.module.Module` around one function of :mo
 arithmetic and its gradient live. A layer checks its input (shape, dtype) so that errors speak of the layer:
 ``Linear(in_features=784) got input of shape (32, 783); expected shape (..., 784)``.
 
-Binary layers are subclasses: ``Linear`` and ``Conv2d`` compute ``compute_weight()`` and ``compute_input(x)``
-(the identity here) and hand them to a single call of ``functional.linear`` / ``functional.conv2d``, so a
-quantized layer only overrides those two hooks (for instance to return sign(W) and sign(x) with a
-straight-through gradient), and a kernel backend for ±1 inputs only replaces that one call.
+The quantized layers (:mod:`minibnn.quantized`) are subclasses of ``Linear`` and ``Conv2d`` whose ``forward``
+quantizes the input and the weight before the same one call of ``functional.linear`` / ``functional.conv2d``.
 
 Example:
     >>> from minibnn import Sequential
@@ -22,16 +20,15 @@ Example:
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Optional, Union
 
 import numpy as np
 
+from . import _checks, init
 from . import functional as F
-from . import init
 from .module import Module, Parameter
 from .random import get_rng
-from .tensor import FLOAT_DTYPES, Tensor
+from .tensor import Tensor, as_tensor, shape_of
 
 __all__ = [
     "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
@@ -39,19 +36,6 @@ __all__ = [
 ]
 
 InitSpec = Union[str, Callable]  # an initializer name or a callable init(shape, rng, dtype)
-
-
-def _positive_int(who: str, name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _float_dtype(who: str, dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{who}: dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def _check_dtype(layer: Module, x, dtype: np.dtype) -> None:
@@ -83,10 +67,6 @@ class Linear(Module):
 
     Input (..., in_features), output (..., out_features).
 
-    Subclass hooks: ``forward`` is ``self.product(self.compute_input(x), self.compute_weight(), self.bias)``;
-    override ``compute_weight`` / ``compute_input`` to change the effective weight and input (e.g. binarize),
-    ``product`` to change the arithmetic (``functional.linear`` here; the XNOR kernels in binary layers).
-
     Example:
         >>> layer = Linear(3, 2)
         >>> layer(np.ones((5, 3))).shape
@@ -97,34 +77,27 @@ class Linear(Module):
                  weight_init: InitSpec = "glorot_uniform", bias_init: InitSpec = "zeros",
                  rng: Optional[np.random.Generator] = None, dtype=np.float32):
         super().__init__()
-        self.in_features = _positive_int("Linear", "in_features", in_features)
-        self.out_features = _positive_int("Linear", "out_features", out_features)
-        rng, dtype = get_rng(rng), _float_dtype("Linear", dtype)
+        self.in_features = _checks.positive_int("Linear", "in_features", in_features)
+        self.out_features = _checks.positive_int("Linear", "out_features", out_features)
+        rng, dtype = get_rng(rng), _checks.float_dtype("Linear", "dtype", dtype)
         self.weight = Parameter(init.get(weight_init)((self.out_features, self.in_features), rng, dtype))
         self.bias = Parameter(init.get(bias_init)((self.out_features,), rng, dtype)) if bias else None
 
     def _signature(self) -> str:
         return f"Linear(in_features={self.in_features})"
 
-    def compute_weight(self) -> Tensor:
-        """The weight used in the product (here the float weight itself)."""
-        return self.weight
-
-    def compute_input(self, x):
-        """The input used in the product (here x itself)."""
-        return x
-
-    def product(self, x, weight, bias) -> Tensor:
-        """The arithmetic: ``x @ weightᵀ + bias`` (a binary layer may hand it to the XNOR kernels)."""
-        return F.linear(x, weight, bias)
-
-    def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+    def check_input(self, x) -> None:
+        """Raise an error naming the layer unless x is (..., in_features) and, if a tensor, of its dtype."""
+        shape = shape_of(x)
         if len(shape) == 0 or shape[-1] != self.in_features:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected shape "
                              f"(..., {self.in_features})")
         _check_dtype(self, x, self.weight.dtype)
-        return self.product(self.compute_input(x), self.compute_weight(), self.bias)
+
+    def forward(self, x) -> Tensor:
+        """y = x @ Wᵀ + b."""
+        self.check_input(x)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -143,8 +116,6 @@ class Conv2d(Module):
 
     Input (N, in_channels, H, W), output (N, out_channels, OH, OW), OH = (H + 2·ph - kh) // sh + 1.
 
-    Subclass hooks: as for :class:`Linear`; ``product`` is one call of ``functional.conv2d``.
-
     Example:
         >>> Conv2d(3, 8, kernel_size=3, padding=1)(np.ones((2, 3, 5, 5))).shape
         (2, 8, 5, 5)
@@ -154,13 +125,13 @@ class Conv2d(Module):
                  pad_value: float = 0.0, weight_init: InitSpec = "glorot_uniform",
                  bias_init: InitSpec = "zeros", rng: Optional[np.random.Generator] = None, dtype=np.float32):
         super().__init__()
-        self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
-        self.kernel_size = F._pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = F._pair("Conv2d", "stride", stride, 1)
-        self.padding = F._pair("Conv2d", "padding", padding, 0)
-        self.pad_value = F._real("Conv2d", "pad_value", pad_value)
-        rng, dtype = get_rng(rng), _float_dtype("Conv2d", dtype)
+        self.in_channels = _checks.positive_int("Conv2d", "in_channels", in_channels)
+        self.out_channels = _checks.positive_int("Conv2d", "out_channels", out_channels)
+        self.kernel_size = _checks.pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = _checks.pair("Conv2d", "stride", stride, 1)
+        self.padding = _checks.pair("Conv2d", "padding", padding, 0)
+        self.pad_value = _checks.real("Conv2d", "pad_value", pad_value)
+        rng, dtype = get_rng(rng), _checks.float_dtype("Conv2d", "dtype", dtype)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(init.get(weight_init)(shape, rng, dtype))
         self.bias = Parameter(init.get(bias_init)((self.out_channels,), rng, dtype)) if bias else None
@@ -168,26 +139,18 @@ class Conv2d(Module):
     def _signature(self) -> str:
         return f"Conv2d(in_channels={self.in_channels}, kernel_size={_fmt_pair(self.kernel_size)})"
 
-    def compute_weight(self) -> Tensor:
-        """The weight used in the convolution (here the float weight itself)."""
-        return self.weight
-
-    def compute_input(self, x):
-        """The input used in the convolution (here x itself)."""
-        return x
-
-    def product(self, x, weight, bias) -> Tensor:
-        """The arithmetic: the convolution of x with weight, plus bias (a binary layer may hand it to the XNOR
-        kernels)."""
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.pad_value)
-
-    def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+    def check_input(self, x) -> None:
+        """Raise an error naming the layer unless x is (N, in_channels, H, W) and, if a tensor, of its dtype."""
+        shape = shape_of(x)
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected a 4-D input "
                              f"(N, {self.in_channels}, H, W)")
         _check_dtype(self, x, self.weight.dtype)
-        return self.product(self.compute_input(x), self.compute_weight(), self.bias)
+
+    def forward(self, x) -> Tensor:
+        """y[n, o] = Σ_c W[o, c] ⋆ x_pad[n, c] + b[o]."""
+        self.check_input(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.pad_value)
 
     def extra_repr(self) -> str:
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={_fmt_pair(self.kernel_size)}, "
@@ -209,13 +172,13 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
         who = type(self).__name__
-        self.num_features = _positive_int(who, "num_features", num_features)
-        self.eps = F._real(who, "eps", eps)
-        self.momentum = F._real(who, "momentum", momentum)
+        self.num_features = _checks.positive_int(who, "num_features", num_features)
+        self.eps = _checks.real(who, "eps", eps)
+        self.momentum = _checks.real(who, "momentum", momentum)
         if self.eps < 0 or not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"{who}: eps must be >= 0 and momentum in [0, 1], got eps={eps}, momentum={momentum}")
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dtype = _float_dtype(who, dtype)
+        dtype = _checks.float_dtype(who, "dtype", dtype)
         self.weight = Parameter(np.ones(self.num_features, dtype=dtype)) if self.affine else None
         self.bias = Parameter(np.zeros(self.num_features, dtype=dtype)) if self.affine else None
         if self.track_running_stats:
@@ -234,7 +197,7 @@ class _BatchNorm(Module):
             self.running_var[...] = 1
 
     def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+        shape = shape_of(x)
         if len(shape) not in self._ranks or shape[1] != self.num_features:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected {self._layout} with "
                              f"C = {self.num_features}")
@@ -309,15 +272,15 @@ class PReLU(Module):
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=np.float32):
         super().__init__()
-        self.num_parameters = _positive_int("PReLU", "num_parameters", num_parameters)
-        dtype = _float_dtype("PReLU", dtype)
-        self.weight = Parameter(np.full(self.num_parameters, F._real("PReLU", "init", init), dtype=dtype))
+        self.num_parameters = _checks.positive_int("PReLU", "num_parameters", num_parameters)
+        dtype = _checks.float_dtype("PReLU", "dtype", dtype)
+        self.weight = Parameter(np.full(self.num_parameters, _checks.real("PReLU", "init", init), dtype=dtype))
 
     def _signature(self) -> str:
         return f"PReLU(num_parameters={self.num_parameters})"
 
     def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+        shape = shape_of(x)
         if self.num_parameters > 1 and (len(shape) < 2 or shape[1] != self.num_parameters):
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected (N, "
                              f"{self.num_parameters}, ...) with one slope per channel")
@@ -337,14 +300,14 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         who = type(self).__name__
-        self.kernel_size = F._pair(who, "kernel_size", kernel_size, 1)
-        self.stride = self.kernel_size if stride is None else F._pair(who, "stride", stride, 1)
-        self.padding = F._pair(who, "padding", padding, 0)
+        self.kernel_size = _checks.pair(who, "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else _checks.pair(who, "stride", stride, 1)
+        self.padding = _checks.pair(who, "padding", padding, 0)
         if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
             raise ValueError(f"{who}: padding {self.padding} must be at most half the kernel {self.kernel_size}")
 
     def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+        shape = shape_of(x)
         if len(shape) != 4:
             raise ValueError(f"{type(self).__name__}(kernel_size={_fmt_pair(self.kernel_size)}) got input of "
                              f"shape {shape}; expected a 4-D input (N, C, H, W)")
@@ -392,7 +355,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x) -> Tensor:
-        return F._as_tensor(x).flatten(self.start_dim, self.end_dim)
+        return as_tensor(x).flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -412,7 +375,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: Optional[np.random.Generator] = None):
         super().__init__()
-        self.p = F._real("Dropout", "p", p)
+        self.p = _checks.real("Dropout", "p", p)
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.rng = None if rng is None else get_rng(rng)
@@ -433,7 +396,7 @@ class Identity(Module):
     """
 
     def forward(self, x) -> Tensor:
-        return F._as_tensor(x)
+        return as_tensor(x)
 
 
 class ReLU(Module):
@@ -462,7 +425,8 @@ class Hardtanh(Module):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
         super().__init__()
-        self.min_val, self.max_val = F._real("Hardtanh", "min_val", min_val), F._real("Hardtanh", "max_val", max_val)
+        self.min_val = _checks.real("Hardtanh", "min_val", min_val)
+        self.max_val = _checks.real("Hardtanh", "max_val", max_val)
         if self.min_val >= self.max_val:
             raise ValueError(f"Hardtanh: min_val ({min_val}) must be smaller than max_val ({max_val})")
 
@@ -497,7 +461,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = F._real("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = _checks.real("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)

@@ -55,7 +55,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layers import AvgPool2d, Conv2d, Flatten, Hardtanh, Identity, Linear, MaxPool2d, ReLU, _positive_int
+from ._checks import positive_int as _positive_int
+from .layers import AvgPool2d, Conv2d, Flatten, Hardtanh, Identity, Linear, MaxPool2d, ReLU
 from .module import Module, ModuleList, Sequential
 from .normalization import make_norm
 from .quantized import QuantConv2d, QuantLinear

@@ -23,6 +23,7 @@ from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
+from . import _checks
 from .tensor import FLOAT_DTYPES, Tensor
 
 
@@ -158,9 +159,7 @@ class Module:
 
     def astype(self, dtype) -> "Module":
         """Convert every parameter and floating buffer to ``dtype`` (float32 or float64) in place."""
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"astype: dtype must be float32 or float64, got {dtype}")
+        dtype = _checks.float_dtype("astype", "dtype", dtype)
         for p in self.parameters():
             p.data, p.grad = p.data.astype(dtype), None
         for module in self.modules():

@@ -37,17 +37,16 @@ Example:
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Optional
 
 import numpy as np
 
+from . import _checks
 from . import functional as F
 from .init import fans
 from .layers import BatchNorm1d, BatchNorm2d, Identity
 from .module import Module, Parameter
-from .tensor import FLOAT_DTYPES, Tensor
+from .tensor import Tensor, shape_of
 
 __all__ = ["FixedScaleNorm", "CentredNorm", "make_norm", "norm_kinds", "fan_in", "fan_out", "fixed_variance",
            "glorot_variance"]
@@ -97,7 +96,7 @@ def fixed_variance(layer, multiplier: float = 1.0) -> float:
         >>> fixed_variance(Conv2d(16, 32, 3), multiplier=2.0)      # 2 · 16·3·3
         288.0
     """
-    multiplier = _positive("fixed_variance", "multiplier", multiplier)
+    multiplier = _checks.positive("fixed_variance", "multiplier", multiplier)
     return multiplier * fan_in(layer)
 
 
@@ -110,12 +109,6 @@ def glorot_variance(next_layer) -> float:
         100.0
     """
     return float(fan_out(next_layer))
-
-
-def _positive(who: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -150,16 +143,10 @@ class FixedScaleNorm(Module):
                  dtype=np.float32):
         super().__init__()
         who = type(self).__name__
-        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-            raise ValueError(f"{who}: num_features must be a positive int, got {num_features!r}")
-        self.num_features = int(num_features)
-        self.variance = _positive(who, "variance", variance)
-        self.momentum = F._real(who, "momentum", momentum)
-        if not 0.0 <= self.momentum <= 1.0:
-            raise ValueError(f"{who}: momentum must be in [0, 1], got {momentum!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{who}: dtype must be float32 or float64, got {dtype}")
+        self.num_features = _checks.positive_int(who, "num_features", num_features)
+        self.variance = _checks.positive(who, "variance", variance)
+        self.momentum = _checks.fraction(who, "momentum", momentum, closed=True)
+        dtype = _checks.float_dtype(who, "dtype", dtype)
         self.affine = bool(affine)
         self.weight = Parameter(np.ones(self.num_features, dtype=dtype)) if self.affine else None
         self.bias = Parameter(np.zeros(self.num_features, dtype=dtype)) if self.affine else None
@@ -175,7 +162,7 @@ class FixedScaleNorm(Module):
         self.running_var[...] = 1
 
     def forward(self, x) -> Tensor:
-        shape = F._shape(x)
+        shape = shape_of(x)
         if len(shape) < 2 or shape[1] != self.num_features:
             raise ValueError(f"{self._signature()} got input of shape {shape}; expected (N, {self.num_features}), "
                              f"(N, {self.num_features}, L) or (N, {self.num_features}, H, W)")

@@ -27,12 +27,12 @@ The weight scale (``weight_scale=``):
   "median"``) or mean|W_c| (``"mean"``) and trained with the rest (BNN+, Darabi et al. 2018, Sec. 3.3; pair it
   with :class:`minibnn.regularizers.BNNPlusRegularizer`).
 
-How the pieces plug in: :class:`minibnn.layers.Linear` and :class:`~minibnn.layers.Conv2d` compute
-``functional.linear(self.compute_input(x), self.compute_weight(), self.bias)`` (resp. ``conv2d``); the quantized
-layers override those two hooks, and a binary layer (``is_binary``) makes that one call to
-:func:`minibnn.backend.linear` / :func:`~minibnn.backend.conv2d` instead: the same op whose forward runs on the
-XNOR-popcount kernels when the operands really are ±1 (weights ±α), in training too, with the same gradients
-(see :mod:`minibnn.backend`; ``use_kernel=False`` or ``minibnn.backend.use_kernels(False)`` turns it off).
+How the pieces plug in: ``QuantLinear.forward`` is the formula, ``F.linear(self.input_operand(x),
+self.weight_operand(), self.bias, use_kernel=self.kernel_active)`` (``F.conv2d`` for QuantConv2d). A binary
+layer (``is_binary``) passes ``use_kernel=True`` (unless ``use_kernel=False`` or
+``minibnn.backend.use_kernels(False)`` says no): the same op then runs its forward on the XNOR-popcount
+kernels when the operands really are ±1 (weights ±α), in training too, with the same result and gradients
+(see :mod:`minibnn.backend`).
 The padded border of a quantized convolution is ``pad_values`` (Larq's name): ±1 keeps a binary input binary
 (one-padding, what an XNOR kernel computes directly), 0 leaves it ternary at the border (the kernel then
 subtracts a correction term, still exact).
@@ -62,10 +62,11 @@ import numpy as np
 
 from . import backend as _backend
 from . import constraints as _constraints
+from . import functional as F
 from . import quantizers as _quantizers
 from .layers import Conv2d, InitSpec, Linear
 from .scales import init_alpha, mean_abs, scale_filters, xnor_scale
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, as_tensor, no_grad
 
 __all__ = ["QuantLinear", "QuantConv2d", "BinaryLinear", "BinaryConv2d", "WEIGHT_SCALES"]
 
@@ -81,8 +82,8 @@ def _precision_of(quantizer) -> Optional[int]:
 class _Quantized:
     """What QuantLinear and QuantConv2d share: the quantizers, the constraint, the scale and the two hooks.
 
-    Mixed in before :class:`~minibnn.layers.Linear` / :class:`~minibnn.layers.Conv2d`, whose ``forward`` calls
-    ``compute_input`` and ``compute_weight``.
+    Mixed in before :class:`~minibnn.layers.Linear` / :class:`~minibnn.layers.Conv2d`; the subclass's ``forward``
+    hands ``input_operand(x)`` and ``weight_operand()`` to the product, on the kernels when ``kernel_active``.
     """
 
     def _setup_quantization(self, input_quantizer, kernel_quantizer, kernel_constraint, weight_scale,
@@ -125,21 +126,20 @@ class _Quantized:
 
     @property
     def kernel_active(self) -> bool:
-        """True when the next forward goes through :mod:`minibnn.backend`: a binary layer whose ``use_kernel``
-        (or, if None, the global :func:`minibnn.backend.use_kernels` switch) says yes. The backend still runs
-        the float product for a call whose operands turn out not to be ±1 (weights ±α)."""
+        """True when the next forward asks for the XNOR-popcount kernels (``use_kernel=True`` to the product op):
+        a binary layer whose ``use_kernel`` (or, if None, the global :func:`minibnn.backend.use_kernels` switch)
+        says yes. This is the one place that choice is made; the op still runs the float product for a call
+        whose operands turn out not to be ±1 (weights ±α)."""
         return self.is_binary and _backend.kernel_wanted(self.use_kernel)
 
-    # ---- the two hooks of Linear / Conv2d ------------------------------------------------------------------
-    def compute_input(self, x):
+    # ---- the two operands of the product -------------------------------------------------------------------
+    def input_operand(self, x) -> Tensor:
         """q_in(x), or x without an input quantizer (a NumPy input first becomes a tensor of the layer's dtype)."""
         if self.input_quantizer is None:
             return x
-        if not isinstance(x, Tensor):
-            x = Tensor(np.asarray(x), dtype=self.weight.dtype)
-        return self.input_quantizer(x)
+        return self.input_quantizer(as_tensor(x, dtype=self.weight.dtype))
 
-    def compute_weight(self) -> Tensor:
+    def weight_operand(self) -> Tensor:
         """α · q_w(W): the weight operand of the product (differentiable, with the quantizer's pseudo-gradient)."""
         w = self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)
         if self.weight_scale == "xnor":
@@ -169,7 +169,7 @@ class _Quantized:
     @no_grad()
     def effective_weight(self) -> np.ndarray:
         """α · q_w(W) as a new array: exactly the weight operand the forward pass multiplies with."""
-        return np.array(self.compute_weight().data, copy=True)
+        return np.array(self.weight_operand().data, copy=True)
 
     def _quant_repr(self) -> str:
         parts = []
@@ -227,11 +227,10 @@ class QuantLinear(_Quantized, Linear):
         self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
                                  use_kernel)
 
-    def product(self, x, weight, bias):
-        """Linear's product, made by :func:`minibnn.backend.linear` (the XNOR kernels) when ``kernel_active``."""
-        if not self.kernel_active:
-            return super().product(x, weight, bias)
-        return _backend.linear(x, weight, bias)
+    def forward(self, x) -> Tensor:
+        """y = q_in(x) @ (α·q_w(W))ᵀ + b, on the XNOR-popcount kernel when ``kernel_active``."""
+        self.check_input(x)
+        return F.linear(self.input_operand(x), self.weight_operand(), self.bias, use_kernel=self.kernel_active)
 
     def _signature(self) -> str:
         return f"{type(self).__name__}(in_features={self.in_features})"
@@ -275,11 +274,12 @@ class QuantConv2d(_Quantized, Conv2d):
         self._setup_quantization(input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init,
                                  use_kernel)
 
-    def product(self, x, weight, bias):
-        """Conv2d's convolution, made by :func:`minibnn.backend.conv2d` (the XNOR kernels) when ``kernel_active``."""
-        if not self.kernel_active:
-            return super().product(x, weight, bias)
-        return _backend.conv2d(x, weight, bias, self.stride, self.padding, self.pad_value)
+    def forward(self, x) -> Tensor:
+        """y = q_in(x) ⋆ (α·q_w(W)) + b, padded with ``pad_values``, on the XNOR-popcount kernel when
+        ``kernel_active``."""
+        self.check_input(x)
+        return F.conv2d(self.input_operand(x), self.weight_operand(), self.bias, self.stride, self.padding,
+                        self.pad_value, use_kernel=self.kernel_active)
 
     @property
     def pad_values(self) -> float:

@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from . import _checks
 from .constraints import apply_constraints
 from .checkpoint import save_checkpoint
 from .module import Module
@@ -311,8 +312,7 @@ def fit(model: Module, train_loader: Iterable, loss_fn: Callable, optimizer, epo
         FloatingPointError: the loss of a batch is NaN or infinite; the message names the epoch and batch.
             The parameters are not updated with that batch.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    epochs = _checks.nonnegative_int("fit", "epochs", epochs)
     if not isinstance(model, Module):
         raise TypeError(f"fit: model must be a minibnn Module, got {type(model).__name__}")
     if seed is not None:
@@ -372,9 +372,7 @@ class SaveCheckpoint:
     """
 
     def __init__(self, path, every: int = 1):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"SaveCheckpoint: every must be a positive int, got {every!r}")
-        self.path, self.every = os.fspath(path), int(every)
+        self.path, self.every = os.fspath(path), _checks.positive_int("SaveCheckpoint", "every", every)
 
     def path_for(self, epoch: int) -> str:
         return self.path.format(epoch=epoch)

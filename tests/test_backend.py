@@ -188,12 +188,12 @@ def test_operands_that_are_not_pm1_fall_back_to_the_float_product(input_quantize
     layer = QuantLinear(20, 6, input_quantizer=input_quantizer, kernel_quantizer="ste_sign", rng=rng)
     x = inputs(rng, (4, 20))
     with pytest.MonkeyPatch.context() as mp, spy(mp, "gemm") as calls:
-        on = backend.BinaryLinearFn.apply(layer.compute_input(Tensor(x)), layer.compute_weight())
+        on = F.linear(layer.input_operand(Tensor(x)), layer.weight_operand(), use_kernel=True)
         assert not calls       # x was not ±1: the kernel never ran
-    np.testing.assert_array_equal(on.data, F.linear(layer.compute_input(Tensor(x)), layer.compute_weight()).data)
+    np.testing.assert_array_equal(on.data, F.linear(layer.input_operand(Tensor(x)), layer.weight_operand()).data)
     x_nan = np.where(rng.random((4, 20)) < 0.5, -1.0, 1.0).astype(np.float32)
     x_nan[1, 3] = np.nan
-    assert np.isnan(backend.linear(x_nan, layer.compute_weight()).data[1]).all()
+    assert np.isnan(F.linear(x_nan, layer.weight_operand(), use_kernel=True).data[1]).all()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -57,21 +57,19 @@ def test_linear_errors_and_repr():
     with pytest.raises(TypeError, match=re.escape("Linear(in_features=784) got a float64 input but its "
                                                   "parameters are float32")):
         layer(Tensor(np.ones((2, 784))))
-    with pytest.raises(ValueError, match="in_features must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="Linear: in_features must be an int >= 1, got 0"):
         Linear(0, 3)
 
 
 class ScaledLinear(Linear):
-    """A subclass in the way a binary layer is one: it only changes the effective weight and input."""
+    """A subclass in the way a binary layer is one: its forward changes the operands of the same product."""
 
-    def compute_weight(self):
-        return self.weight * 2.0
-
-    def compute_input(self, x):
-        return F.relu(x)
+    def forward(self, x):
+        self.check_input(x)
+        return F.linear(F.relu(x), self.weight * 2.0, self.bias)
 
 
-def test_linear_subclass_hooks_change_weight_and_input():
+def test_linear_subclass_changes_weight_and_input():
     layer = ScaledLinear(3, 2, rng=np.random.default_rng(0), dtype=np.float64)
     x = np.array([[-1.0, 2.0, 3.0]])
     expected = np.maximum(x, 0) @ (2 * layer.weight.data).T + layer.bias.data
@@ -82,8 +80,8 @@ def test_linear_subclass_hooks_change_weight_and_input():
 class DetachedLinear(Linear):
     """A broken layer: its effective weight is cut from the graph, so the weight gets no gradient."""
 
-    def compute_weight(self):
-        return self.weight.detach()
+    def forward(self, x):
+        return F.linear(x, self.weight.detach(), self.bias)
 
 
 def test_layer_gradcheck_checks_the_parameters_too():
@@ -127,18 +125,19 @@ def test_conv2d_errors_and_repr():
         layer(np.ones((2, 1, 28, 28)))
     with pytest.raises(ValueError, match="smaller than the kernel"):
         Conv2d(1, 1, 5)(np.ones((1, 1, 3, 3)))
-    with pytest.raises(ValueError, match="kernel_size must be an int >= 1"):
+    with pytest.raises(ValueError, match=re.escape("Conv2d: kernel_size must be an int in [1, 2147483647]")):
         Conv2d(1, 1, 0)
 
 
 class SignInputConv2d(Conv2d):
     """A binary-style subclass: ±1 input (sign), padded with -1 so that the padded border is ±1 too."""
 
-    def compute_input(self, x):
-        return Tensor(np.where(x.data >= 0, 1.0, -1.0).astype(x.dtype))
+    def forward(self, x):
+        x = Tensor(np.where(x.data >= 0, 1.0, -1.0).astype(x.dtype))
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.pad_value)
 
 
-def test_conv2d_subclass_hook_with_pad_value():
+def test_conv2d_subclass_with_pad_value():
     layer = SignInputConv2d(1, 1, 3, padding=1, pad_value=-1.0, bias=False, weight_init="ones")
     out = layer(Tensor(np.full((1, 1, 3, 3), 0.3, dtype=np.float32)))
     # Every window holds nine ±1 values: the centre sees nine +1, a corner four +1 and five -1.
@@ -379,3 +378,42 @@ def test_a_small_model_learns():
     with no_grad():
         accuracy = np.mean(model(x).argmax(axis=1) == y)
     assert losses[-1] < 0.1 * losses[0] and accuracy == 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Empty batches and operands that are not real (issue 10, defects 5 and 6)
+# --------------------------------------------------------------------------------------------------------------
+def _product_layers():
+    from minibnn.quantized import BinaryConv2d, BinaryLinear
+    return [
+        (Linear(3, 2), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=False), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=True), (0, 3), (0, 2)),
+        (BinaryLinear(3, 2, use_kernel=True), (0, 4, 3), (0, 4, 2)),
+        (Conv2d(2, 3, 3), (0, 2, 5, 5), (0, 3, 3, 3)),
+        (BinaryConv2d(2, 3, 3, padding=1, use_kernel=False), (0, 2, 5, 5), (0, 3, 5, 5)),
+        (BinaryConv2d(2, 3, 3, padding=1, use_kernel=True), (0, 2, 5, 5), (0, 3, 5, 5)),
+        (BinaryConv2d(2, 3, 3, stride=2, pad_values=0.0, use_kernel=True), (0, 2, 5, 5), (0, 3, 2, 2)),
+    ]
+
+
+@pytest.mark.parametrize("layer, in_shape, out_shape", _product_layers(),
+                         ids=lambda v: repr(v).split("(")[0] if isinstance(v, Module) else None)
+def test_an_empty_batch_gives_an_empty_output_on_every_path(layer, in_shape, out_shape):
+    x = Tensor(np.zeros(in_shape, np.float32), requires_grad=True)
+    y = layer(x)
+    assert y.shape == out_shape and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == in_shape
+    assert all(p.grad.shape == p.shape and not p.grad.any() for p in layer.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("layer, in_shape, out_shape", _product_layers(),
+                         ids=lambda v: repr(v).split("(")[0] if isinstance(v, Module) else None)
+def test_layers_refuse_complex_inputs(layer, in_shape, out_shape):
+    x = np.ones((1,) + in_shape[1:], dtype=complex)
+    with pytest.raises(TypeError, match="must be|numeric"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # an error, never a ComplexWarning
+            layer(x)

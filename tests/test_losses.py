@@ -160,7 +160,7 @@ def test_loss_modules_call_their_function(reduction):
 
 
 def test_loss_module_errors():
-    with pytest.raises(ValueError, match=re.escape("MSELoss: reduction must be one of ('mean', 'sum', 'none'), "
+    with pytest.raises(ValueError, match=re.escape("MSELoss: reduction must be one of 'mean', 'sum', 'none'; "
                                                    "got 'avg'")):
         MSELoss(reduction="avg")
 

@@ -23,7 +23,7 @@ from minibnn.normalization import CentredNorm, FixedScaleNorm, fan_in, fan_out
 from minibnn.optim import Adam
 from minibnn.quantized import QuantConv2d, QuantLinear
 from minibnn.quantizers import ApproxSign, MagnitudeAwareSign
-from minibnn.summary import summary
+from minibnn import summary
 from minibnn.training import evaluate, fit
 from minibnn import models as models_module
 

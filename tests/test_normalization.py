@@ -4,7 +4,6 @@ the constants K_{l-1} and K_{l+1}, the factory, and a Monte-Carlo check that c·
 binary dot product."""
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from minibnn.layers import BatchNorm1d, BatchNorm2d, Conv2d, Identity, Linear
 from minibnn.normalization import (CentredNorm, FixedScaleNorm, fan_in, fan_out, fixed_variance, glorot_variance,
                                    make_norm, norm_kinds)
 from minibnn.quantized import BinaryLinear
-from minibnn import normalization as normalization_module
 from strategies import MEDIUM, arrays
 
 X = np.array([[1.0, 10.0], [3.0, 30.0], [8.0, -4.0]])  # batch means 4 and 12
@@ -73,7 +71,7 @@ def test_make_norm_errors():
         make_norm("fixed", 4)
     with pytest.raises(ValueError, match=r"give variance=, or next_layer="):
         make_norm("glorot", 4)
-    with pytest.raises(ValueError, match="variance must be a finite number > 0, got -1"):
+    with pytest.raises(ValueError, match="FixedScaleNorm: variance must be > 0, got -1"):
         FixedScaleNorm(4, variance=-1)
     with pytest.raises(ValueError, match=r"FixedScaleNorm\(3\) got input of shape \(2, 4\); expected \(N, 3\)"):
         FixedScaleNorm(3)(np.zeros((2, 4)))
@@ -91,7 +89,7 @@ def test_the_constants_by_hand():
     assert (fan_in(dense), fan_out(dense)) == (256, 100)
     assert fixed_variance(dense) == 256.0 and fixed_variance(conv, multiplier=2) == 480.0
     assert glorot_variance(conv) == 480.0
-    with pytest.raises(ValueError, match="multiplier must be a finite number > 0"):
+    with pytest.raises(ValueError, match="multiplier must be > 0"):
         fixed_variance(dense, multiplier=0)
 
 
@@ -175,8 +173,3 @@ def test_fixed_variance_is_the_variance_of_a_binary_dot_product():
     np.testing.assert_allclose(y.var(axis=0, ddof=1), 1.0, atol=5 * np.sqrt(2 / (n - 1)))
     # and the running variance the norm records estimates K itself
     assert np.allclose(norm.running_var, 0.9 + 0.1 * layer(x).data.var(axis=0, ddof=1), rtol=1e-4)
-
-
-def test_docstring_examples_of_normalization():
-    result = doctest.testmod(normalization_module)
-    assert result.failed == 0 and result.attempted > 0

@@ -2,7 +2,6 @@
 autograd, streaming moments against NumPy on the concatenated values, and hooks gone after the block."""
 from __future__ import annotations
 
-import doctest
 import gc
 import weakref
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import minibnn.probes as probes
 from minibnn import Module, Parameter, Sequential, Tensor, no_grad, where
 from minibnn.layers import Hardtanh, Linear, ReLU
 from minibnn.probes import ActivationRecorder, RunningStats, variance_profile
@@ -43,10 +41,6 @@ def make_model(seed: int = 0):
 
 def hook_counts(model):
     return [len(m._forward_hooks) for m in model.modules()]
-
-
-def test_doctests():
-    assert doctest.testmod(probes).failed == 0
 
 
 # ------------------------------------------------------------------------------------------ forward and backward

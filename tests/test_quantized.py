@@ -4,7 +4,6 @@ formulas (with exact zeros and the clip edges ±1 in the data); the weight scale
 weight clipping; error messages."""
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -17,8 +16,6 @@ from minibnn.layers import BatchNorm1d, Linear
 from minibnn.optim import SGD
 from minibnn.quantized import BinaryConv2d, BinaryLinear, QuantConv2d, QuantLinear
 from minibnn.quantizers import SteSign, SwishSign
-from minibnn import quantized as quantized_module
-from minibnn import constraints as constraints_module
 from strategies import CHEAP, MEDIUM, arrays, arrays_with, shapes
 
 EDGES = (0.0, -0.0, 1.0, -1.0)
@@ -102,7 +99,7 @@ def test_without_quantizers_it_is_the_float_layer():
     f = Linear(5, 3, dtype=np.float64, rng=np.random.default_rng(1))
     np.testing.assert_array_equal(q(x).data, f(x).data)
     assert q.input_precision is None and q.kernel_precision is None and not q.is_binary
-    assert gradcheck(lambda x, w, b: F.linear(q.compute_input(x), w, b), x, q.weight.data, q.bias.data)
+    assert gradcheck(lambda x, w, b: F.linear(q.input_operand(x), w, b), x, q.weight.data, q.bias.data)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -320,13 +317,3 @@ def test_constraint_keeps_latent_weights_in_the_ste_window_during_training():
             apply_constraints(layer)
         outside = np.abs(layer.weight.data).max() > 1
         assert outside != clipped
-
-
-def test_docstring_examples_of_quantized():
-    result = doctest.testmod(quantized_module)
-    assert result.failed == 0 and result.attempted > 0
-
-
-def test_docstring_examples_of_constraints():
-    result = doctest.testmod(constraints_module)
-    assert result.failed == 0 and result.attempted > 0

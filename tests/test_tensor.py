@@ -345,6 +345,62 @@ def test_gradcheck_rejects_a_backward_that_ignores_the_upstream_gradient():
         gradcheck(LeakyZero.apply, np.array([1.0, 2.0]))
 
 
+def test_jacobian_and_numerical_jacobian_of_a_product():
+    from minibnn.gradcheck import jacobian, numerical_jacobian
+    a = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    b = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    analytic = jacobian(lambda x, y: x @ y, a, b)
+    numerical = numerical_jacobian(lambda x, y: x @ y, a, b)
+    expected_a = np.array([[0.5, -1.0, 0.0, 0.0], [0.0, 0.0, 0.5, -1.0]])   # d(a @ b)_i / d a_jk = δ_ij b_k
+    np.testing.assert_allclose(analytic[0], expected_a)
+    np.testing.assert_allclose(analytic[1], a.data)                          # d(a @ b) / db = a
+    for j, n in zip(analytic, numerical):
+        np.testing.assert_allclose(j, n, atol=1e-8)
+
+
+def test_gradcheck_rejects_a_gradient_of_the_wrong_shape():
+    def fn(t):
+        t.register_hook(lambda g: np.full(3, g.sum()))   # replaces the leaf's (2,) gradient by a (3,) one
+        return t * 1.0
+    with pytest.raises(mb.GradcheckError, match=r"input 0: gradient has shape \(3,\)"):
+        gradcheck(fn, np.ones(2))
+
+
 def test_gradcheck_rejects_float32_outputs():
     with pytest.raises(mb.GradcheckError, match="float64"):
         gradcheck(lambda t: t.astype(np.float32), np.ones(2))
+
+
+# ---- operands that are not real numbers are refused, naming the op (issue 10, defect 6) ---------------------
+BAD_OPERANDS = [None, 1j, np.ones((2, 3), dtype=complex), np.array(["a", "b", "c"]), np.array([object()] * 3),
+                "abc"]
+
+
+@pytest.mark.parametrize("bad", BAD_OPERANDS, ids=["None", "complex", "complex array", "strings", "objects", "str"])
+@pytest.mark.parametrize("op, name", [(lambda t, b: t + b, "AddFn"), (lambda t, b: b * t, "MulFn"),
+                                      (lambda t, b: t @ b, "MatMulFn"), (lambda t, b: mb.maximum(t, b), "MaximumFn")])
+def test_ops_refuse_operands_that_are_not_real(op, name, bad):
+    t = Tensor(np.ones((2, 3), np.float32))
+    with _no_warning():
+        with pytest.raises(TypeError, match=rf"^{name}: operand [01] must be a Tensor, a real number or an array"):
+            op(t, bad)
+
+
+def test_none_operand_error_names_the_op_and_the_value():
+    with pytest.raises(TypeError, match=r"AddFn: operand 1 .* got None \(NoneType\)"):
+        Tensor(np.ones((2, 3), np.float32)) + None
+    with pytest.raises(TypeError, match="the complex number 1j"):
+        Tensor(np.ones(2)) - 1j
+
+
+class _no_warning:
+    """A context in which any warning (e.g. NumPy's ComplexWarning) is an error."""
+
+    def __enter__(self):
+        import warnings
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)

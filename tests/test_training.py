@@ -220,13 +220,13 @@ def test_evaluate_uses_eval_mode_and_no_graph_and_restores_the_mode():
 def test_fit_argument_errors():
     model = mlp(0)
     opt = SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="epochs must be a non-negative int"):
+    with pytest.raises(ValueError, match="fit: epochs must be an int >= 0, got -1"):
         fit(model, [], CrossEntropyLoss(), opt, -1)
     with pytest.raises(ValueError, match="no batches in epoch 1"):
         fit(model, [], CrossEntropyLoss(), opt, 1, progress=False)
     with pytest.raises(TypeError, match="minibnn Module"):
         fit(lambda x: x, [], CrossEntropyLoss(), opt, 1)
-    with pytest.raises(ValueError, match="every must be a positive int"):
+    with pytest.raises(ValueError, match="SaveCheckpoint: every must be an int >= 1, got 0"):
         SaveCheckpoint("x.npz", every=0)
 
 

@@ -46,7 +46,7 @@ from minibnn.losses import CrossEntropyLoss
 from minibnn.metrics import FlipRatio, PlusOneFraction
 from minibnn.optim import Adam
 from minibnn.quantized import BinaryLinear
-from minibnn.summary import summary
+from minibnn import summary
 from minibnn.training import evaluate, fit
 
 OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))

@@ -1,4 +1,4 @@
-"""``summary(model, input_shape)``: what a binary network costs — parameters per bit width, memory, MACs.
+"""``minibnn.summary(model, input_shape)``: what a binary network costs — parameters per bit width, memory, MACs.
 
 Per layer and in total:
 
