@@ -504,3 +504,18 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class GlobalAvgPool2d(Module):
+    """y[n, c] = mean over h, w of x[n, c, h, w]: (N, C, H, W) -> (N, C).
+
+    Example:
+        >>> GlobalAvgPool2d()(np.ones((2, 3, 4, 4))).shape
+        (2, 3)
+    """
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool2d got input of shape {x.shape}; expected a 4-D input (N, C, H, W)")
+        return x.mean(axis=(2, 3))

@@ -42,14 +42,13 @@ def test_binary_forward_is_sign_with_sign_of_zero_plus_one(name, x):
 
 
 def test_sign_of_nan_is_plus_one_as_in_packing():
-    from minibnn.packing import pack
     x = np.array([np.nan, -np.nan, -1.0, 0.0], dtype=np.float32)
     for fn in (q.ste_sign, q.approx_sign, q.tanh_sign, q.swish_sign):
         assert fn(Tensor(x[:2])).data.tolist() == [1.0, 1.0], fn
     np.testing.assert_array_equal(q.ste_sign(Tensor(x)).data, [1.0, 1.0, -1.0, 1.0])
     np.testing.assert_array_equal(q.ste_heaviside(Tensor(x)).data, [1.0, 1.0, 0.0, 1.0])
     np.testing.assert_array_equal(q.ste_tern(Tensor(x), 0.5).data, [1.0, 1.0, -1.0, 0.0])
-    np.testing.assert_array_equal(pack(x[None, :]), pack(q.ste_sign(Tensor(x)).data[None, :]))
+    np.testing.assert_array_equal(q.ste_sign(Tensor(x)).data < 0, x < 0)  # the packed bit of the input
 
 
 def test_one_dtype_rule_for_every_quantizer():
