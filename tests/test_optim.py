@@ -431,7 +431,7 @@ def test_scheduler_sets_the_optimizer_lr_and_round_trips():
 
 def test_scheduler_errors():
     opt = two_group_optimizer()
-    with pytest.raises(ValueError, match="step_size must be >= 1"):
+    with pytest.raises(ValueError, match="step_size must be an int >= 1"):
         StepLR(opt, step_size=0)
     with pytest.raises(ValueError, match="strictly increasing"):
         MultiStepLR(opt, milestones=[3, 2])
