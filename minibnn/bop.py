@@ -72,7 +72,7 @@ class Bop(Optimizer):
     def __init__(self, params, threshold: float = 1e-8, gamma: float = 1e-4):
         super().__init__(params, dict(threshold=threshold, gamma=gamma))
         for p in self.parameters():
-            p.data[...] = np.where(p.data >= 0, 1, -1)
+            p.data[...] = np.where(p.data < 0, -1, 1)  # sign, with sign(0) = sign(NaN) = +1 as in packing
 
     def _check_group(self, group):
         _checks.interval("Bop", "threshold", group["threshold"])

@@ -2,8 +2,7 @@
 
 sign(x) has derivative 0 almost everywhere, so a binary network cannot learn through it. A quantizer keeps the
 discrete forward and replaces the derivative by a *pseudo-gradient*: the derivative of a smooth function that
-looks like the step (Hubara et al. 2016; Darabi et al. 2018, Fig. 4). Each quantizer comes in two forms, as in
-Larq:
+looks like the step (Hubara et al. 2016; Darabi et al. 2018, Fig. 4). Each comes in two forms, as in Larq:
 
 * a function on tensors (``ste_sign(x, clip_value=1.0)``...) with its op, a :class:`~minibnn.tensor.Function`
   subclass named ``<Op>Fn`` (``SteSignFn``...) whose ``forward`` and ``backward`` sit side by side under the
@@ -54,19 +53,15 @@ from .registry import Registry
 from .tensor import Function, Tensor, enable_grad
 
 __all__ = [
-    "Quantizer", "get", "register", "names",
-    "ste_sign", "approx_sign", "tanh_sign", "swish_sign", "sign_swish", "ste_heaviside", "magnitude_aware_sign",
-    "ste_tern", "dorefa", "shifted_hardtanh",
-    "SteSign", "ApproxSign", "TanhSign", "SwishSign", "SteHeaviside", "MagnitudeAwareSign", "SteTern", "DoReFa",
-    "NoOp", "ShiftedThreshold", "TrainableThreshold", "ShiftedHardtanh",
-    "SteSignFn", "ApproxSignFn", "TanhSignFn", "SwishSignFn", "SignSwishFn", "SteHeavisideFn", "SteTernFn",
-    "RoundSteFn",
+    "Quantizer", "get", "register", "names", "ste_sign", "approx_sign", "tanh_sign", "swish_sign", "sign_swish",
+    "ste_heaviside", "magnitude_aware_sign", "ste_tern", "dorefa", "shifted_hardtanh", "SteSign", "ApproxSign",
+    "TanhSign", "SwishSign", "SteHeaviside", "MagnitudeAwareSign", "SteTern", "DoReFa", "NoOp", "ShiftedThreshold",
+    "TrainableThreshold", "ShiftedHardtanh", "SteSignFn", "ApproxSignFn", "TanhSignFn", "SwishSignFn",
+    "SignSwishFn", "SteHeavisideFn", "SteTernFn", "RoundSteFn",
 ]
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Helpers on NumPy arrays
-# --------------------------------------------------------------------------------------------------------------
+# ---- Helpers on NumPy arrays -------------------------------------------------------------------------------------
 def _sign(x: np.ndarray) -> np.ndarray:
     """1 - 2·[x < 0] in x's dtype: sign with sign(0) = sign(-0.0) = +1 and sign(NaN) = +1 (as in packing)."""
     out = (x < 0).astype(x.dtype)
@@ -92,7 +87,7 @@ def _sign_swish_slope(z: np.ndarray) -> np.ndarray:
     return 2 * e / (1 + e) ** 2 * (2 - z * np.tanh(z / 2))
 
 
-def _check_beta(who: str, beta: np.ndarray) -> None:
+def _check_beta(who: str, beta: np.ndarray) -> None:  # β is an input of the op: checked where it is used
     if np.any(~(beta > 0)):
         raise ValueError(f"{who}: beta must be > 0, got {beta.tolist() if beta.ndim else beta.item()}")
 
@@ -107,14 +102,12 @@ def _clip_value(who: str, clip_value) -> Optional[float]:
 
 
 def _as_tensor(x) -> Tensor:
-    """The one input rule of every quantizer: a Tensor as it is, anything else through ``Tensor(x)`` (an array
-    keeps its float dtype, Python numbers and lists become float32)."""
+    """The one input rule of every quantizer: a Tensor as it is, anything else as ``Tensor(x)`` (arrays keep
+    their float dtype, numbers and lists become float32)."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# The module form and the registry
-# --------------------------------------------------------------------------------------------------------------
+# ---- The module form and the registry ----------------------------------------------------------------------------
 class Quantizer(Module):
     """Base class of the quantizer modules: ``forward(x) -> Tensor`` of the same shape, plus metadata.
 
@@ -185,7 +178,7 @@ def get(identifier, **kwargs):
 
 
 class _Clipped(Quantizer):
-    """The configuration shared by the quantizers whose only option is the STE window ``clip_value``."""
+    """The quantizers whose only option is the STE window ``clip_value``."""
 
     def __init__(self, clip_value: Optional[float] = 1.0):
         super().__init__()
@@ -195,9 +188,7 @@ class _Clipped(Quantizer):
         return f"{super().extra_repr()}, clip_value={self.clip_value}"
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Binary quantizers: forward sign(x), backward a pseudo-gradient
-# --------------------------------------------------------------------------------------------------------------
+# ---- Binary quantizers: forward sign(x), backward a pseudo-gradient ----------------------------------------------
 class SteSignFn(Function):
     """out = sign(x);  d/dx ≈ 1 on |x| <= clip_value, 0 outside (clip_value None: always 1).
 
@@ -457,9 +448,7 @@ class MagnitudeAwareSign(_Clipped):
         return magnitude_aware_sign(x, self.clip_value)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Ternary and k-bit quantizers
-# --------------------------------------------------------------------------------------------------------------
+# ---- Ternary and k-bit quantizers --------------------------------------------------------------------------------
 class SteTernFn(Function):
     """out = +1 if x >= Δ, -1 if x <= -Δ, 0 if |x| < Δ;  d/dx ≈ 1 on |x| <= clip_value, else 0.
 
@@ -588,9 +577,7 @@ class NoOp(Quantizer):
         return _as_tensor(x)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Shifted thresholds and the shifted hardtanh (Kim et al. 2021)
-# --------------------------------------------------------------------------------------------------------------
+# ---- Shifted thresholds and the shifted hardtanh (Kim et al. 2021) -----------------------------------------------
 def _channel_view(values: Tensor, x: Tensor, who: str) -> Tensor:
     """Reshape per-channel values (C,) to (1, C, 1, ...) so they broadcast over an input (N, C[, H, W])."""
     (c,) = values.shape
@@ -704,8 +691,7 @@ class ShiftedHardtanh(Quantizer):
 
     def __init__(self, x_offset: float = 0.0, y_offset: float = 0.0, scale: float = 1.0):
         super().__init__()
-        self.x_offset = _checks.real("ShiftedHardtanh", "x_offset", x_offset)
-        self.y_offset = _checks.real("ShiftedHardtanh", "y_offset", y_offset)
+        self.x_offset, self.y_offset = float(x_offset), float(y_offset)
         self.scale = _checks.positive("ShiftedHardtanh", "scale", scale)
 
     def forward(self, x):
