@@ -12,8 +12,9 @@ under NumPy's promotion rules (NEP 50) a Python float takes the array's dtype, s
 ``np.float64`` scalar would make every ufunc compute in float64 and cast back, about 3x slower).
 
 A new optimizer subclasses :class:`Optimizer` and writes two methods: ``_init_state(p)`` (the state arrays of
-one parameter) and ``_update(p, grad, state, group)`` (one step for one parameter). Because every optimizer
-takes any list of parameters, several can share a model: one for the binary weights, one for the rest.
+one parameter) and ``_update(w, g, state, group)`` (one step: the parameter's array w, its gradient g). Because
+every optimizer takes any list of parameters, several can share a model: one for the binary weights, one for
+the rest.
 
 ``state_dict()`` holds only NumPy arrays, Python scalars, strings, lists and dicts, so a checkpoint can store
 it without pickle (see :mod:`minibnn.checkpoint`).
@@ -134,8 +135,8 @@ class Optimizer:
         """The state of one parameter before its first step (arrays the shape and dtype of ``p``)."""
         return {}
 
-    def _update(self, p: np.ndarray, grad: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        """One step for one parameter: write the new values into ``p`` and ``state`` in place."""
+    def _update(self, w: np.ndarray, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """One step for one parameter: write the new values into its array ``w`` and ``state`` in place."""
         raise NotImplementedError(f"{type(self).__name__} must define _update")
 
     def _check_state(self, p: Tensor, state: Dict[str, Any]) -> None:
@@ -336,10 +337,18 @@ class Adam(Optimizer):
             w *= 1.0 - lr * decoupled                  # w = w - lr·λd·w
         if l2:
             g = g + l2 * w                             # g = g + λ·w
-        m *= beta1                                     # m = β1·m + (1 - β1)·g
-        m += (1.0 - beta1) * g
-        v *= beta2                                     # v = β2·v + (1 - β2)·g²
-        v += (1.0 - beta2) * (g * g)
-        root_c2 = math.sqrt(1.0 - beta2 ** t)          # w = w - lr·m̂ / (sqrt(v̂) + ε), with m̂ = m / (1 - β1^t),
-        step_size = lr * root_c2 / (1.0 - beta1 ** t)  # v̂ = v / (1 - β2^t) folded into two scalars
-        w -= step_size * m / (np.sqrt(v) + eps * root_c2)
+        root_c2 = math.sqrt(1.0 - beta2 ** t)          # the bias corrections m̂ = m / (1 - β1^t) and
+        step_size = lr * root_c2 / (1.0 - beta1 ** t)  # v̂ = v / (1 - β2^t), folded into two scalars
+        u = np.empty_like(w)                           # one scratch array for the whole update
+        np.multiply(g, 1.0 - beta1, out=u)             # m = β1·m + (1 - β1)·g
+        m *= beta1
+        m += u
+        np.multiply(g, g, out=u)                       # v = β2·v + (1 - β2)·g²
+        u *= 1.0 - beta2
+        v *= beta2
+        v += u
+        np.sqrt(v, out=u)                              # w = w - lr·m̂ / (sqrt(v̂) + ε)
+        u += eps * root_c2                             #   = w - step_size·m / (sqrt(v) + ε·sqrt(1 - β2^t))
+        np.divide(m, u, out=u)
+        u *= step_size
+        w -= u
