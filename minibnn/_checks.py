@@ -168,3 +168,19 @@ def one_of_types(who: str, name: str, value: Any, types: Sequence[type], expecte
     if not isinstance(value, tuple(types)):
         raise TypeError(f"{who}: {name} must be {expected}, got {value!r} ({type(value).__name__})")
     return value
+
+
+# ---- binarize: optimizers, Bop and schedulers -----------------------------------------------------------------
+def interval(who: str, name: str, value: Any, low: float = 0.0, high: float = float("inf"),
+             high_open: bool = False) -> float:
+    """``value`` as a float in ``[low, high]`` (``[low, high)`` when ``high_open``): a hyperparameter's range.
+
+    Example:
+        >>> interval("Adam", "betas[0]", 0.9, 0.0, 1.0, high_open=True)
+        0.9
+    """
+    value = real(who, name, value, finite=False)
+    too_high = value >= high if high_open else value > high
+    if np.isnan(value) or value < low or too_high:
+        raise ValueError(f"{who}: {name} must be in [{low}, {high}{')' if high_open else ']'}, got {value}")
+    return value

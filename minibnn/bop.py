@@ -37,7 +37,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .module import Module, Parameter
-from .optim import Optimizer, _blocks, _check_number
+from . import _checks
+from .optim import Optimizer
 
 __all__ = ["Bop", "CaseOptimizer", "is_binary_kernel"]
 
@@ -71,25 +72,21 @@ class Bop(Optimizer):
     def __init__(self, params, threshold: float = 1e-8, gamma: float = 1e-4):
         super().__init__(params, dict(threshold=threshold, gamma=gamma))
         for p in self.parameters():
-            p.data[...] = np.where(p.data >= 0, 1, -1)
+            p.data[...] = np.where(p.data < 0, -1, 1)  # sign, with sign(0) = sign(NaN) = +1 as in packing
 
     def _check_group(self, group):
-        _check_number("Bop", "threshold", group["threshold"])
-        _check_number("Bop", "gamma", group["gamma"], 0.0, 1.0)
+        _checks.interval("Bop", "threshold", group["threshold"])
+        _checks.interval("Bop", "gamma", group["gamma"], 0.0, 1.0)
 
     def _init_state(self, p):
         return {"step": 0, "momentum": np.zeros(p.shape, dtype=p.dtype)}
 
-    def _update(self, p, grad, state, group):
-        gamma, threshold = float(group["gamma"]), float(group["threshold"])
-        for w, g, m in _blocks([p, grad, state["momentum"]]):
-            t = self._buffer(w)
-            m *= 1.0 - gamma                       # m = (1 - γ)·m + γ·g
-            np.multiply(g, gamma, out=t)
-            m += t
-            np.multiply(m, w, out=t)               # |m| > τ and sign(m) = sign(w)  <=>  m·w > τ  (as w = ±1)
-            np.negative(w, out=w, where=t > threshold)
-        state["step"] += 1
+    def _update(self, w, g, state, group):
+        gamma, threshold, m = float(group["gamma"]), float(group["threshold"]), state["momentum"]
+        m *= 1.0 - gamma                               # m = (1 - γ)·m + γ·g
+        m += gamma * g
+        np.negative(w, out=w, where=m * w > threshold)  # w = -w where |m| > τ and sign(m) = sign(w),
+        state["step"] += 1                             # i.e. where m·w > τ, as w = ±1
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -63,6 +63,34 @@ class Constraint:
         return f"{type(self).__name__}()"
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Registry: names -> constraints
+# --------------------------------------------------------------------------------------------------------------
+_REGISTRY = Registry("constraint", base=Constraint)
+register = _REGISTRY.register
+names = _REGISTRY.names
+
+
+def get(identifier, **kwargs) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+    """Turn a constraint identifier into a constraint.
+
+    Args:
+        identifier: a registered name (a new object each call, e.g. ``"weight_clip"``), a callable
+            ``w -> constrained w`` (returned as it is), or None (returned as None: no constraint).
+        **kwargs: passed to the constructor with a name, e.g. ``get("weight_clip", clip_value=0.5)``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+        TypeError: for anything else.
+
+    Example:
+        >>> get("weight_clip", clip_value=2)
+        WeightClip(clip_value=2)
+    """
+    return _REGISTRY.resolve(identifier, **kwargs)
+
+
+@register("weight_clip", "WeightClip")
 class WeightClip(Constraint):
     """w ← clip(w, -c, c) with c = ``clip_value`` (BinaryConnect's clipping of the latent weights).
 
@@ -101,36 +129,6 @@ class WeightClip(Constraint):
 def weight_clip(clip_value: float = 1.0) -> WeightClip:
     """The constraint clip(w, -clip_value, clip_value) (Larq's name for :class:`WeightClip`)."""
     return WeightClip(clip_value)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Registry: names -> constraints
-# --------------------------------------------------------------------------------------------------------------
-_REGISTRY = Registry("constraint", base=Constraint)
-register = _REGISTRY.register
-names = _REGISTRY.names
-
-
-def get(identifier, **kwargs) -> Optional[Callable[[np.ndarray], np.ndarray]]:
-    """Turn a constraint identifier into a constraint.
-
-    Args:
-        identifier: a registered name (a new object each call, e.g. ``"weight_clip"``), a callable
-            ``w -> constrained w`` (returned as it is), or None (returned as None: no constraint).
-        **kwargs: passed to the constructor with a name, e.g. ``get("weight_clip", clip_value=0.5)``.
-
-    Raises:
-        ValueError: for an unknown name (the message lists the known ones).
-        TypeError: for anything else.
-
-    Example:
-        >>> get("weight_clip", clip_value=2)
-        WeightClip(clip_value=2)
-    """
-    return _REGISTRY.resolve(identifier, **kwargs)
-
-
-register("weight_clip", "WeightClip")(WeightClip)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ model's own predictions in eval mode, from a fraction of its memory and time:
   BatchNorm, activations) and its input quantizer (sign(x), or a ``ShiftedThreshold`` / ``TrainableThreshold``
   sign(x - t)) make one monotone step per channel: a single float comparison ``x >= τ_c``, whose results
   are packed into bits. τ_c is found by bisection over the float32 values, on the model's own modules, so the
-  bits are exactly the signs the float model computes (NaN included: -1);
+  bits are exactly the signs the float model computes (NaN included: +1);
 * a **binary layer** keeps only its packed weights: sign(α·q_w(W)) as bits, plus |α| if it has a weight scale;
 * between two binary layers, everything the model does to a dot product s ∈ {-K, ..., K} -- the layer's α and
   bias, BatchNorm (or any norm of :mod:`minibnn.normalization`), activations, the next layer's sign -- is one
@@ -132,10 +132,10 @@ _FLOAT_OPS: Dict[str, Callable[..., np.ndarray]] = {
 
 
 def _at_least(x: np.ndarray, shift: Optional[np.ndarray]) -> np.ndarray:
-    """x >= shift (per channel, axis 1) -- the +1 side of sign(x - shift), sign(0) = +1, NaN -> -1."""
+    """not x < shift (per channel, axis 1) -- the +1 side of sign(x - shift): sign(0) = +1 and NaN -> +1."""
     if shift is None:
-        return x >= 0
-    return x >= shift.reshape((1, -1) + (1,) * (x.ndim - 2)) if shift.ndim else x >= shift
+        return ~(x < 0)
+    return ~(x < shift.reshape((1, -1) + (1,) * (x.ndim - 2))) if shift.ndim else ~(x < shift)
 
 
 class FloatOp(_Stage):
@@ -172,7 +172,7 @@ class PackSigns(_Stage):
     activations, the input quantizer's sign(x - t) -- is, per channel, a monotone step of the float value x,
     so it is ``+1 iff x >= τ_c`` (``x <= τ_c``, computed as ``-x >= -τ_c``, where ``negate``): Sari et al.'s
     eq. 2 for a float input. τ_c is found on the model's own float32 arithmetic (see :func:`_input_threshold`).
-    NaN is never >= τ, so it gives -1, as sign(NaN) does in the quantizers. The bits are packed per row
+    NaN is never < τ, so it gives +1, as sign(NaN) does in the quantizers. The bits are packed per row
     (N, words) for a dense layer (a 4-D input is flattened in NCHW order first) or per pixel NHWC
     (N, H, W, ceil(C/64)) for a convolution."""
 
@@ -196,7 +196,7 @@ class PackSigns(_Stage):
         axis = (1, -1) + (1,) * (x.ndim - 2)                      # per channel: axis 1
         if self.negate is not None:
             x = x * np.where(self.negate, np.float32(-1), np.float32(1)).reshape(axis)   # exact: a sign flip
-        plus = x >= self.threshold.reshape(axis)
+        plus = ~(x < self.threshold.reshape(axis))                   # NaN -> +1, as everywhere (xnor.packing)
         signs = plus.view(np.int8) - np.int8(1)                    # +1 -> 0 (clear bit), -1 -> -1 (set bit)
         if self.channels_last:                                     # NCHW -> NHWC: a pixel's channels, one row
             signs = np.ascontiguousarray(signs.transpose(0, 2, 3, 1))
@@ -543,13 +543,13 @@ _SIGN_PROBE = np.array([-np.inf, -3.0, -1.0, -0.5, -1e-30, -0.0, 0.0, 1e-30, 0.5
 
 
 def _is_sign(q) -> bool:
-    """Does the quantizer compute sign(x) with sign(0) = +1 (and -1 for NaN, as np.where(x >= 0, 1, -1))?"""
+    """Does the quantizer compute sign(x) with sign(0) = +1 (and +1 for NaN, as np.where(x < 0, -1, 1))?"""
     try:
         with no_grad():
             out = q(Tensor(_SIGN_PROBE.reshape(1, -1))).data.reshape(-1)
     except Exception:   # noqa: BLE001 -- a quantizer that cannot take this probe is not a plain sign
         return False
-    return np.array_equal(out, np.where(_SIGN_PROBE >= 0, 1.0, -1.0))
+    return np.array_equal(out, np.where(_SIGN_PROBE < 0, -1.0, 1.0), equal_nan=True)
 
 
 def _sign_shift(name: str, layer: Module) -> Optional[np.ndarray]:
@@ -619,7 +619,7 @@ def _input_threshold(modules, q, shape: Tuple[int, ...], where: str
                      ) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
     """(τ (C,) float32, negate (C,) bool or None) such that, for every float32 x of channel c,
     ``q(modules(x)) = +1  iff  x >= τ_c`` (``-x >= -τ_c`` where negate), channel c on axis 1 of ``shape``;
-    None if no such threshold exists (a map that is not monotone, a NaN that gives +1, an error).
+    None if no such threshold exists (a map that is not monotone, a NaN that gives -1, an error).
 
     The step is found by bisection over the 2^32 float32 values in order (33 evaluations of the model's own
     modules on one value per channel), then checked on a few hundred more values, NaN included."""
@@ -662,10 +662,10 @@ def _bisect(plus, channels: int) -> Optional[Tuple[np.ndarray, Optional[np.ndarr
         (rng.standard_normal((300, 1)) * np.logspace(-3, 3, 300)[:, None]).repeat(channels, axis=1),
     ]).astype(np.float32)
     sign = np.where(falling, np.float32(-1), np.float32(1)) if negate is not None else np.float32(1)
-    if not np.array_equal(plus(checks), checks * sign >= threshold):
+    if not np.array_equal(plus(checks), ~(checks * sign < threshold)):
         return None
-    if plus(np.full((1, channels), np.nan, dtype=np.float32)).any():
-        return None                                   # NaN gives -1 through a comparison
+    if not plus(np.full((1, channels), np.nan, dtype=np.float32)).all():
+        return None                                   # NaN gives +1 through ~(x < t), as everywhere
     return threshold, negate
 
 

@@ -32,16 +32,19 @@ Example:
     >>> bool(np.all(np.abs(b) <= 2.0))
     True
 
-Pure NumPy: this module imports nothing from the rest of minibnn.
+Plain NumPy: from the rest of minibnn it uses only the name registry and the argument checks. An initializer
+is any function ``init(shape, rng, dtype)``; the ones below are tiny classes (their options as attributes, one
+``distribution(shape)`` method giving the law) so that their law can be asked for.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, NamedTuple, Tuple, Union
+from typing import Any, Callable, NamedTuple, Tuple, Union
 
 import numpy as np
+
+from . import _checks
 from .registry import Registry
 
 __all__ = [
@@ -55,9 +58,8 @@ __all__ = [
 Shape = Tuple[int, ...]
 
 
-# ----------------------------------------------------------------------------------------------- argument checks
-def _check_shape(shape: Any, who: Any) -> Shape:
-    """Return ``shape`` as a tuple of ints, or raise naming ``who``, the value seen and what is expected."""
+def _weight_shape(who: str, shape: Any) -> Shape:
+    """``shape`` as a tuple of ints >= 1 (a weight has at least one axis and no empty one), or a clear error."""
     expected = "a non-empty tuple of positive ints, e.g. (out_features, in_features) or (out_ch, in_ch, kh, kw)"
     if not isinstance(shape, (tuple, list)) or not all(
         isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape
@@ -66,39 +68,6 @@ def _check_shape(shape: Any, who: Any) -> Shape:
     if len(shape) == 0 or any(d <= 0 for d in shape):
         raise ValueError(f"{who}: shape must be {expected}; got {tuple(shape)!r}")
     return tuple(int(d) for d in shape)
-
-
-def _check_real(who: str, name: str, value: Any, expected: str, ok: Callable[[float], bool]) -> float:
-    """Return ``value`` as a float if it is a finite real number with ``ok(value)``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: {name} must be {expected}; got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not (math.isfinite(value) and ok(value)):
-        raise ValueError(f"{who}: {name} must be {expected}; got {value!r}")
-    return value
-
-
-def _check_choice(who: str, name: str, value: Any, choices: Tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{who}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
-def _check_rng(who: Any, rng: Any) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{who}: rng must be a numpy.random.Generator, e.g. np.random.default_rng(0); "
-                        f"got {rng!r} ({type(rng).__name__})")
-    return rng
-
-
-def _check_dtype(who: Any, dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.kind != "f":
-        raise TypeError(f"{who}: dtype must be a floating dtype such as np.float32 or np.float64; got {dtype!r}")
-    return dt
 
 
 # ------------------------------------------------------------------------------------------------ fans and gains
@@ -124,7 +93,7 @@ def fans(shape: Shape) -> Tuple[int, int]:
         >>> fans((10,))              # a bias
         (10, 10)
     """
-    shape = _check_shape(shape, "fans")
+    shape = _weight_shape("fans", shape)
     if len(shape) == 1:
         return shape[0], shape[0]
     receptive = math.prod(shape[2:])
@@ -156,8 +125,8 @@ def gain_for(nonlinearity: str, negative_slope: float = 0.0) -> float:
 
 def _gain_squared(nonlinearity: str, negative_slope: float, who: str) -> float:
     """g^2 of ``gain_for``, exact (so that He variances such as 2 / fan_in carry no rounding from a sqrt)."""
-    _check_choice(who, "nonlinearity", nonlinearity, _GAINS)
-    s = _check_real(who, "negative_slope", negative_slope, "a finite number", lambda v: True)
+    _checks.choice(who, "nonlinearity", nonlinearity, _GAINS)
+    s = _checks.real(who, "negative_slope", negative_slope)
     if s != 0.0 and nonlinearity != "leaky_relu":
         raise ValueError(f"{who}: negative_slope={s!r} only applies to nonlinearity='leaky_relu'; "
                          f"got nonlinearity={nonlinearity!r}")
@@ -210,52 +179,47 @@ class Distribution(NamedTuple):
         return rng.normal(self.mean, self.std, size=shape).astype(dtype)
 
 
-class Initializer(ABC):
-    """Base of every initializer: ``init(shape, rng, dtype=np.float32)`` draws from ``init.distribution(shape)``.
+class Initializer:
+    """Base of the initializers below: ``init(shape, rng, dtype=np.float32)`` draws iid entries from the law
+    ``init.distribution(shape)``, which each subclass defines.
 
-    A subclass only says which law it uses for a shape (``_law``) and which arguments rebuild it
-    (``_args``, used by ``repr`` and ``==``). Random laws need ``rng``; constant ones accept ``rng=None``.
-    The same seed gives the same float64 draws whatever the dtype; float32 results are those, rounded.
+    Random laws need ``rng``; constant ones accept ``rng=None``. The same seed gives the same float64 draws
+    whatever the dtype; float32 results are those, rounded. ``repr`` shows the options (the attributes).
     """
 
-    @abstractmethod
-    def _law(self, shape: Shape) -> Distribution:
-        """The law of every entry of a weight of (already checked) ``shape``."""
+    def distribution(self, shape: Shape) -> Distribution:
+        """The exact law of every entry drawn for a weight of ``shape``."""
+        raise NotImplementedError(f"{type(self).__name__} must define distribution(shape)")
 
-    @abstractmethod
-    def _args(self) -> Dict[str, Any]:
-        """Constructor arguments that rebuild this initializer, in order."""
+    def moments(self, shape: Shape) -> Tuple[float, float]:
+        """(mean, variance) of every entry drawn for a weight of ``shape``."""
+        return self.distribution(shape).moments()
 
     def __call__(self, shape: Shape, rng: np.random.Generator = None, dtype: Any = np.float32) -> np.ndarray:
-        law = self.distribution(shape)  # error messages show repr(self), formatted only when one is raised
-        dt = _check_dtype(self, dtype)
+        who = type(self).__name__
+        law = self.distribution(_weight_shape(who, shape))
+        dt = np.dtype(dtype) if isinstance(dtype, (type, str, np.dtype)) else None
+        if dt is None or dt.kind != "f":
+            raise TypeError(f"{who}: dtype must be a floating dtype such as np.float32 or np.float64; "
+                            f"got {dtype!r}")
         if law.kind != "constant" or rng is not None:
-            _check_rng(self, rng)
+            _checks.generator(who, "rng", rng)
         with np.errstate(over="ignore"):
             out = law.sample(tuple(shape), rng, dt)
         if not np.all(np.isfinite(out)):
             raise OverflowError(f"{self}: values overflow dtype {dt.name} (law {law}); use a wider dtype")
         return out
 
-    def distribution(self, shape: Shape) -> Distribution:
-        """The exact law of every entry drawn for a weight of ``shape``."""
-        return self._law(_check_shape(shape, self))
-
-    def moments(self, shape: Shape) -> Tuple[float, float]:
-        """(mean, variance) of every entry drawn for a weight of ``shape``."""
-        return self.distribution(shape).moments()
-
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._args().items())})"
+        options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({options})"
 
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._args() == other._args()
 
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(self._args().items())))
+_REGISTRY = Registry("initializer", base=Initializer)
 
 
 # ------------------------------------------------------------------------------------------------- constants
+@_REGISTRY.register("constant")
 class Constant(Initializer):
     """Every entry equals ``value``:  w = c.  Mean c, variance 0.
 
@@ -268,16 +232,14 @@ class Constant(Initializer):
     """
 
     def __init__(self, value: float):
-        self.value = _check_real(type(self).__name__, "value", value, "a finite number", lambda v: True)
+        self.value = _checks.real(type(self).__name__, "value", value)
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         return Distribution("constant", self.value, 0.0)
 
-    def _args(self) -> Dict[str, Any]:
-        return {"value": self.value}
 
-
-class Zeros(Constant):
+@_REGISTRY.register("zeros")
+class Zeros(Initializer):
     """Every entry is 0 (the usual bias init; Li & Partovi Nia's lambda = 0).  Mean 0, variance 0.
 
     Example:
@@ -285,14 +247,12 @@ class Zeros(Constant):
         array([0., 0., 0.], dtype=float32)
     """
 
-    def __init__(self):
-        super().__init__(0.0)
-
-    def _args(self) -> Dict[str, Any]:
-        return {}
+    def distribution(self, shape: Shape) -> Distribution:
+        return Distribution("constant", 0.0, 0.0)
 
 
-class Ones(Constant):
+@_REGISTRY.register("ones")
+class Ones(Initializer):
     """Every entry is 1 (the usual BatchNorm scale init).  Mean 1, variance 0.
 
     Example:
@@ -300,13 +260,11 @@ class Ones(Constant):
         array([1., 1., 1.])
     """
 
-    def __init__(self):
-        super().__init__(1.0)
-
-    def _args(self) -> Dict[str, Any]:
-        return {}
+    def distribution(self, shape: Shape) -> Distribution:
+        return Distribution("constant", 1.0, 0.0)
 
 
+@_REGISTRY.register("small_constant")
 class SmallConstant(Constant):
     """A small positive constant bias, b = c (default c = 0.01).  Mean c, variance 0.
 
@@ -329,6 +287,7 @@ ones = Ones()
 
 
 # ------------------------------------------------------------------------------------------ plain random laws
+@_REGISTRY.register("uniform")
 class Uniform(Initializer):
     """w ~ U[low, high].  Mean (low + high) / 2, variance (high - low)^2 / 12.
 
@@ -342,17 +301,15 @@ class Uniform(Initializer):
 
     def __init__(self, low: float, high: float):
         who = type(self).__name__
-        self.low = _check_real(who, "low", low, "a finite number", lambda v: True)
-        self.high = _check_real(who, "high", high, f"a finite number > low={self.low!r} (for a constant use "
-                                "Constant)", lambda v: v > self.low)
+        self.low, self.high = _checks.real(who, "low", low), _checks.real(who, "high", high)
+        if not self.high > self.low:
+            raise ValueError(f"{who}: high must be > low={self.low!r} (for a constant use Constant), got {self.high!r}")
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         return Distribution("uniform", (self.low + self.high) / 2.0, (self.high - self.low) ** 2 / 12.0)
 
-    def _args(self) -> Dict[str, Any]:
-        return {"low": self.low, "high": self.high}
 
-
+@_REGISTRY.register("normal")
 class Normal(Initializer):
     """w ~ N(mean, std^2).  Mean ``mean``, variance std^2.
 
@@ -364,22 +321,14 @@ class Normal(Initializer):
 
     def __init__(self, mean: float, std: float):
         who = type(self).__name__
-        self.mean = _check_real(who, "mean", mean, "a finite number", lambda v: True)
-        self.std = _check_real(who, "std", std, "a finite number > 0 (for a constant use Constant)",
-                               lambda v: v > 0)
+        self.mean, self.std = _checks.real(who, "mean", mean), _checks.positive(who, "std", std)
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         return Distribution("normal", self.mean, self.std ** 2)
-
-    def _args(self) -> Dict[str, Any]:
-        return {"mean": self.mean, "std": self.std}
 
 
 # ---------------------------------------------------------------------------------------- fan-scaled laws
-def _check_gain(who: str, gain: Any) -> float:
-    return _check_real(who, "gain", gain, "a finite number > 0", lambda v: v > 0)
-
-
+@_REGISTRY.register("glorot_uniform", "xavier_uniform")
 class GlorotUniform(Initializer):
     """w ~ U[-a, a],  a = gain * sqrt(6 / (fan_in + fan_out))  (Glorot & Bengio 2010, eq. 16).
 
@@ -397,16 +346,14 @@ class GlorotUniform(Initializer):
     """
 
     def __init__(self, gain: float = 1.0):
-        self.gain = _check_gain(type(self).__name__, gain)
+        self.gain = _checks.positive(type(self).__name__, "gain", gain)
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         fan_in, fan_out = fans(shape)
         return Distribution("uniform", 0.0, self.gain ** 2 * 2.0 / (fan_in + fan_out))
 
-    def _args(self) -> Dict[str, Any]:
-        return {"gain": self.gain}
 
-
+@_REGISTRY.register("glorot_normal", "xavier_normal")
 class GlorotNormal(GlorotUniform):
     """w ~ N(0, s^2),  s = gain * sqrt(2 / (fan_in + fan_out))  (Glorot & Bengio 2010; normal form of eq. 16).
 
@@ -419,7 +366,7 @@ class GlorotNormal(GlorotUniform):
         (0.0, 0.020833333333333332)
     """
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         fan_in, fan_out = fans(shape)
         return Distribution("normal", 0.0, self.gain ** 2 * 2.0 / (fan_in + fan_out))
 
@@ -427,6 +374,7 @@ class GlorotNormal(GlorotUniform):
 _MODES = ("fan_in", "fan_out")
 
 
+@_REGISTRY.register("he_uniform", "kaiming_uniform")
 class HeUniform(Initializer):
     """w ~ U[-a, a],  a = gain * sqrt(3 / fan)  (He et al. 2015, Sec. 2.2).
 
@@ -440,7 +388,7 @@ class HeUniform(Initializer):
         >>> HeUniform().moments(w.shape) == (0.0, 2.0 / 784)
         True
         >>> HeUniform(mode="fan_out", nonlinearity="leaky_relu", negative_slope=0.1)
-        HeUniform(mode='fan_out', nonlinearity='leaky_relu', negative_slope=0.1)
+        HeUniform(mode='fan_out', nonlinearity='leaky_relu', negative_slope=0.1, gain=1.407...)
     """
 
     _kind = "uniform"
@@ -448,33 +396,26 @@ class HeUniform(Initializer):
     def __init__(self, *, mode: str = "fan_in", nonlinearity: str = None, negative_slope: float = 0.0,
                  gain: float = None):
         who = type(self).__name__
-        self.mode = _check_choice(who, "mode", mode, _MODES)
+        self.mode = _checks.choice(who, "mode", mode, _MODES)
         if gain is not None:
             if nonlinearity is not None or negative_slope != 0.0:
                 raise ValueError(f"{who}: give either gain={gain!r} or nonlinearity (with negative_slope), "
                                  f"not both; got nonlinearity={nonlinearity!r}, negative_slope={negative_slope!r}")
-            self.gain = _check_gain(who, gain)
+            self.gain = _checks.positive(who, "gain", gain)
             self._gain2 = self.gain ** 2
-            self.nonlinearity, self.negative_slope, self._explicit_gain = None, 0.0, True
         else:
             self.nonlinearity = "relu" if nonlinearity is None else nonlinearity
-            self._gain2 = _gain_squared(self.nonlinearity, negative_slope, who)
+            self._gain2 = _gain_squared(self.nonlinearity, negative_slope, who)  # exact: He's 2 / fan_in
+            if self.nonlinearity == "leaky_relu":
+                self.negative_slope = float(negative_slope)
             self.gain = math.sqrt(self._gain2)
-            self.negative_slope, self._explicit_gain = float(negative_slope), False
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         fan_in, fan_out = fans(shape)
         return Distribution(self._kind, 0.0, self._gain2 / (fan_in if self.mode == "fan_in" else fan_out))
 
-    def _args(self) -> Dict[str, Any]:
-        if self._explicit_gain:
-            return {"mode": self.mode, "gain": self.gain}
-        args = {"mode": self.mode, "nonlinearity": self.nonlinearity}
-        if self.nonlinearity == "leaky_relu":
-            args["negative_slope"] = self.negative_slope
-        return args
 
-
+@_REGISTRY.register("he_normal", "kaiming_normal")
 class HeNormal(HeUniform):
     """w ~ N(0, s^2),  s = gain / sqrt(fan)  (He et al. 2015, Sec. 2.2).
 
@@ -490,6 +431,7 @@ class HeNormal(HeUniform):
     _kind = "normal"
 
 
+@_REGISTRY.register("lecun_uniform")
 class LeCunUniform(Initializer):
     """w ~ U[-a, a],  a = sqrt(3 / fan_in)  (LeCun et al. 1998, Efficient BackProp, Sec. 4.6).
 
@@ -503,13 +445,11 @@ class LeCunUniform(Initializer):
 
     _kind = "uniform"
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         return Distribution(self._kind, 0.0, 1.0 / fans(shape)[0])
 
-    def _args(self) -> Dict[str, Any]:
-        return {}
 
-
+@_REGISTRY.register("lecun_normal")
 class LeCunNormal(LeCunUniform):
     """w ~ N(0, 1 / fan_in)  (LeCun et al. 1998, Efficient BackProp, Sec. 4.6).  Mean 0, variance 1 / fan_in.
 
@@ -525,6 +465,7 @@ class LeCunNormal(LeCunUniform):
 
 
 # ------------------------------------------------------------------------------------- binary-network laws
+@_REGISTRY.register("constant_variance")
 class ConstantVariance(Initializer):
     """w ~ U[-a, a] with a = sqrt(3 * variance), or w ~ N(0, variance): the same variance in every layer.
 
@@ -545,17 +486,14 @@ class ConstantVariance(Initializer):
 
     def __init__(self, variance: float = 1e-2, distribution: str = "uniform"):
         who = type(self).__name__
-        self.variance = _check_real(who, "variance", variance, "a finite number > 0 (the same sigma^2 for every "
-                                    "layer, e.g. 1e-2)", lambda v: v > 0)
-        self.distribution_kind = _check_choice(who, "distribution", distribution, ("uniform", "normal"))
+        self.variance = _checks.positive(who, "variance", variance)  # the same sigma^2 for every layer
+        self.distribution_kind = _checks.choice(who, "distribution", distribution, ("uniform", "normal"))
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         return Distribution(self.distribution_kind, 0.0, self.variance)
 
-    def _args(self) -> Dict[str, Any]:
-        return {"variance": self.variance, "distribution": self.distribution_kind}
 
-
+@_REGISTRY.register("random_bias")
 class RandomBias(Initializer):
     """b ~ U[-lam, lam]  (Li & Partovi Nia, "Random Bias Initialization Improves Quantized Training", Sec. 4).
 
@@ -573,34 +511,12 @@ class RandomBias(Initializer):
     """
 
     def __init__(self, lam: float = 2.0):
-        self.lam = _check_real(type(self).__name__, "lam", lam, "a finite number >= 0 (the half-width of "
-                               "U[-lam, lam]; about 2 with BatchNorm)", lambda v: v >= 0)
+        self.lam = _checks.real(type(self).__name__, "lam", lam, minimum=0)  # half-width; about 2 with BatchNorm
 
-    def _law(self, shape: Shape) -> Distribution:
+    def distribution(self, shape: Shape) -> Distribution:
         if self.lam == 0.0:
             return Distribution("constant", 0.0, 0.0)
         return Distribution("uniform", 0.0, self.lam ** 2 / 3.0)
-
-    def _args(self) -> Dict[str, Any]:
-        return {"lam": self.lam}
-
-
-# ------------------------------------------------------------------------------------------------ registry
-_REGISTRY = Registry("initializer", base=Initializer)
-_REGISTRY.register("zeros")(Zeros)
-_REGISTRY.register("ones")(Ones)
-_REGISTRY.register("constant")(Constant)
-_REGISTRY.register("small_constant")(SmallConstant)
-_REGISTRY.register("uniform")(Uniform)
-_REGISTRY.register("normal")(Normal)
-_REGISTRY.register("glorot_uniform", "xavier_uniform")(GlorotUniform)
-_REGISTRY.register("glorot_normal", "xavier_normal")(GlorotNormal)
-_REGISTRY.register("he_uniform", "kaiming_uniform")(HeUniform)
-_REGISTRY.register("he_normal", "kaiming_normal")(HeNormal)
-_REGISTRY.register("lecun_uniform")(LeCunUniform)
-_REGISTRY.register("lecun_normal")(LeCunNormal)
-_REGISTRY.register("constant_variance")(ConstantVariance)
-_REGISTRY.register("random_bias")(RandomBias)
 
 
 def names() -> Tuple[str, ...]:
@@ -621,7 +537,7 @@ def get(name_or_callable: Union[str, type, Callable], **kwargs: Any) -> Callable
         >>> get("xavier_uniform", gain=2.0)
         GlorotUniform(gain=2.0)
         >>> get("constant_variance", variance=1e-3)
-        ConstantVariance(variance=0.001, distribution='uniform')
+        ConstantVariance(variance=0.001, distribution_kind='uniform')
         >>> get(RandomBias, lam=1.5)
         RandomBias(lam=1.5)
         >>> get(zeros) is zeros

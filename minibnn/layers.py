@@ -32,7 +32,7 @@ from .tensor import Tensor, as_tensor, shape_of
 
 __all__ = [
     "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout",
-    "Identity", "ReLU", "ReLU6", "Hardtanh", "Tanh", "Sigmoid", "LeakyReLU", "PReLU",
+    "Identity", "ReLU", "ReLU6", "Hardtanh", "Tanh", "Sigmoid", "LeakyReLU", "PReLU", "GlobalAvgPool2d",
 ]
 
 InitSpec = Union[str, Callable]  # an initializer name or a callable init(shape, rng, dtype)
@@ -468,3 +468,18 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class GlobalAvgPool2d(Module):
+    """y[n, c] = mean over h, w of x[n, c, h, w]: (N, C, H, W) -> (N, C).
+
+    Example:
+        >>> GlobalAvgPool2d()(np.ones((2, 3, 4, 4))).shape
+        (2, 3)
+    """
+
+    def forward(self, x) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool2d got input of shape {x.shape}; expected a 4-D input (N, C, H, W)")
+        return x.mean(axis=(2, 3))

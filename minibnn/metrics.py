@@ -35,7 +35,7 @@ __all__ = ["binary_weights", "FlipRatio", "plus_one_fraction", "binary_activatio
 
 
 def _default_binarize(a: np.ndarray) -> np.ndarray:
-    return a >= 0  # sign(w) with sign(0) = +1, as a boolean
+    return ~(a < 0)  # sign(w) as a boolean: True for +1 (w >= 0, and NaN, as in packing), False for -1
 
 
 def binary_weights(model: Module) -> List[Tuple[str, Parameter]]:

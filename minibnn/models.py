@@ -51,12 +51,13 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, fields
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from ._checks import positive_int as _positive_int
-from .layers import AvgPool2d, Conv2d, Flatten, Hardtanh, Identity, Linear, MaxPool2d, ReLU
+from . import _checks
+from .layers import AvgPool2d, Conv2d, Flatten, GlobalAvgPool2d, Hardtanh, Identity, Linear, MaxPool2d, ReLU
 from .module import Module, ModuleList, Sequential
 from .normalization import make_norm
 from .quantized import QuantConv2d, QuantLinear
@@ -67,147 +68,110 @@ from .tensor import Tensor
 __all__ = ["bnn_mlp", "two_layer_mlp", "lenet5", "vgg_small", "vgg7", "bireal_resnet", "BiRealBlock",
            "GlobalAvgPool2d", "get", "names"]
 
-_DEFAULTS: Dict[str, Any] = dict(
-    width=1.0, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-    weight_scale=None, alpha_init="median", weight_init="glorot_uniform", bias_init="zeros", norm="batchnorm", norm_multiplier=1.0,
-    first_full_precision=True, last_full_precision=True, head_activation="hardtanh", pool="max", pad_values=1.0,
-    rng=None, dtype=np.float32)
+_MODELS = Registry("model")
 
 
-class GlobalAvgPool2d(Module):
-    """y[n, c] = mean over h, w of x[n, c, h, w]: (N, C, H, W) -> (N, C).
+@dataclass
+class _Options:
+    """The common options of every builder, with their defaults (see the module docstring)."""
 
-    Example:
-        >>> GlobalAvgPool2d()(np.ones((2, 3, 4, 4))).shape
-        (2, 3)
+    width: float = 1.0
+    input_quantizer: Any = "ste_sign"
+    kernel_quantizer: Any = "ste_sign"
+    kernel_constraint: Any = "weight_clip"
+    weight_scale: Any = None
+    alpha_init: Any = "median"
+    weight_init: Any = "glorot_uniform"
+    bias_init: Any = "zeros"
+    norm: Optional[str] = "batchnorm"
+    norm_multiplier: float = 1.0
+    first_full_precision: bool = True
+    last_full_precision: bool = True
+    head_activation: Optional[str] = "hardtanh"
+    pool: str = "max"
+    pad_values: float = 1.0
+    rng: Any = None
+    dtype: Any = np.float32
+
+
+def _options(who: str, options: dict) -> _Options:
+    """The builder's ``**options`` checked and completed with the defaults; ``rng`` made a Generator."""
+    known = [f.name for f in fields(_Options)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{who}: unknown options {unknown}; the common options are {sorted(known)}")
+    o = _Options(**options)
+    if isinstance(o.width, bool) or not isinstance(o.width, numbers.Real) or not o.width > 0:
+        raise ValueError(f"{who}: width must be a number > 0, got {o.width!r}")
+    if o.pool not in ("max", "avg"):
+        raise ValueError(f"{who}: pool must be 'max' or 'avg', got {o.pool!r}")
+    if o.head_activation not in ("hardtanh", "relu", None, "none"):
+        raise ValueError(f"{who}: head_activation must be 'hardtanh', 'relu' or None, got {o.head_activation!r}")
+    o.rng = get_rng(o.rng)
+    return o
+
+
+# ---- the layers of a block, as the options ask ----------------------------------------------------------------
+def _units(o: _Options, n: int) -> int:
+    """A hidden width scaled by ``width``, rounded, at least 1."""
+    return max(1, int(round(n * float(o.width))))
+
+
+def _has_bias(o: _Options) -> bool:
+    """Hidden layers have a bias only without a norm (the norm's β plays that role)."""
+    return o.norm in (None, "none", "identity")
+
+
+def _quantizers(o: _Options, role: str) -> dict:
+    """The quantizer options of a layer: {} (full precision) or what QuantLinear/QuantConv2d take.
+
+    role "hidden": binary; "first": full precision, or binary weights with a float input (the raw data);
+    "last": full precision, or binary.
     """
-
-    def forward(self, x) -> Tensor:
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim != 4:
-            raise ValueError(f"GlobalAvgPool2d got input of shape {x.shape}; expected a 4-D input (N, C, H, W)")
-        return x.mean(axis=(2, 3))
+    if (role == "first" and o.first_full_precision) or (role == "last" and o.last_full_precision):
+        return {}
+    return dict(input_quantizer=None if role == "first" else o.input_quantizer, kernel_quantizer=o.kernel_quantizer,
+                kernel_constraint=o.kernel_constraint, weight_scale=o.weight_scale, alpha_init=o.alpha_init)
 
 
-class _Recipe:
-    """The common options of a builder, turned into layers: which quantizers, inits, norm and dtype to use."""
-
-    def __init__(self, who: str, options: Dict[str, Any]):
-        unknown = sorted(set(options) - set(_DEFAULTS))
-        if unknown:
-            raise TypeError(f"{who}: unknown options {unknown}; the common options are {sorted(_DEFAULTS)}")
-        o = {**_DEFAULTS, **options}
-        self.who = who
-        width = o["width"]
-        if isinstance(width, bool) or not isinstance(width, numbers.Real) or not width > 0:
-            raise ValueError(f"{who}: width must be a number > 0, got {width!r}")
-        if o["pool"] not in ("max", "avg"):
-            raise ValueError(f"{who}: pool must be 'max' or 'avg', got {o['pool']!r}")
-        if o["head_activation"] not in ("hardtanh", "relu", None, "none"):
-            raise ValueError(f"{who}: head_activation must be 'hardtanh', 'relu' or None, got "
-                             f"{o['head_activation']!r}")
-        self.o = o
-        self.rng = get_rng(o["rng"])
-        self.bias_if_no_norm = o["norm"] in (None, "none", "identity")
-
-    def units(self, n: int) -> int:
-        """A hidden width scaled by ``width``, rounded, at least 1."""
-        return max(1, int(round(n * float(self.o["width"]))))
-
-    def _quant(self, role: str) -> Dict[str, Any]:
-        """Quantizer options of a layer: role "hidden" (binary), "first" or "last"."""
-        o = self.o
-        binary = dict(input_quantizer=o["input_quantizer"], kernel_quantizer=o["kernel_quantizer"],
-                      kernel_constraint=o["kernel_constraint"], weight_scale=o["weight_scale"],
-                      alpha_init=o["alpha_init"])
-        if role == "first":
-            return {} if o["first_full_precision"] else {**binary, "input_quantizer": None}
-        if role == "last":
-            return {} if o["last_full_precision"] else binary
-        return binary
-
-    def _common(self, bias: bool) -> Dict[str, Any]:
-        o = self.o
-        return dict(bias=bias, weight_init=o["weight_init"], bias_init=o["bias_init"], rng=self.rng,
-                    dtype=o["dtype"])
-
-    def linear(self, n_in: int, n_out: int, role: str) -> Module:
-        bias = role == "last" or self.bias_if_no_norm
-        quant = self._quant(role)
-        if not quant:
-            return Linear(n_in, n_out, **self._common(bias))
-        return QuantLinear(n_in, n_out, **quant, **self._common(bias))
-
-    def conv(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, role: str) -> Module:
-        quant = self._quant(role)
-        common = self._common(self.bias_if_no_norm)
-        if not quant:
-            return Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, **common)
-        pad = self.o["pad_values"] if quant.get("input_quantizer") is not None else 0.0
-        return QuantConv2d(c_in, c_out, kernel, stride=stride, padding=padding, pad_values=pad, **quant, **common)
-
-    def norm(self, features: int, spatial: bool, prev_layer: Module, next_layer: Module) -> Module:
-        return make_norm(self.o["norm"], features, spatial=spatial, prev_layer=prev_layer, next_layer=next_layer,
-                         multiplier=self.o["norm_multiplier"], dtype=self.o["dtype"])
-
-    def pool(self) -> Module:
-        return MaxPool2d(2) if self.o["pool"] == "max" else AvgPool2d(2)
-
-    def head_activation(self) -> Optional[Module]:
-        if not self.o["last_full_precision"]:
-            return None
-        kind = self.o["head_activation"]
-        return Hardtanh() if kind == "hardtanh" else ReLU() if kind == "relu" else None
+def _linear(o: _Options, n_in: int, n_out: int, role: str) -> Module:
+    common = dict(bias=role == "last" or _has_bias(o), weight_init=o.weight_init, bias_init=o.bias_init,
+                  rng=o.rng, dtype=o.dtype)
+    quant = _quantizers(o, role)
+    return QuantLinear(n_in, n_out, **quant, **common) if quant else Linear(n_in, n_out, **common)
 
 
-# (out_channels, kernel, padding, pool_after)
-ConvSpec = Tuple[int, int, int, bool]
+def _conv(o: _Options, c_in: int, c_out: int, kernel: int, stride: int, padding: int, role: str) -> Module:
+    common = dict(stride=stride, padding=padding, bias=_has_bias(o), weight_init=o.weight_init,
+                  bias_init=o.bias_init, rng=o.rng, dtype=o.dtype)
+    quant = _quantizers(o, role)
+    if not quant:
+        return Conv2d(c_in, c_out, kernel, **common)
+    pad = o.pad_values if quant["input_quantizer"] is not None else 0.0  # ±1 borders keep a binary input binary
+    return QuantConv2d(c_in, c_out, kernel, pad_values=pad, **quant, **common)
 
 
-def _plain_net(recipe: _Recipe, in_channels: int, image_size: Optional[int], convs: Sequence[ConvSpec],
-               fc_units: Sequence[int], num_classes: int, in_features: Optional[int] = None) -> Sequential:
-    """conv blocks, then fully connected blocks, then the classifier; every block followed by its norm."""
-    who = recipe.who
-    num_classes = _positive_int(who, "num_classes", num_classes)
-    total = len(convs) + len(fc_units) + 1
-    role = lambda i: "first" if i == 0 else ("last" if i == total - 1 else "hidden")  # noqa: E731
-    blocks: List[Tuple[Module, bool, bool]] = []  # (layer, pool after, spatial)
-    channels, size = in_channels, image_size
-    for i, (c_out, kernel, padding, pool) in enumerate(convs):
-        c_out = recipe.units(c_out)
-        blocks.append((recipe.conv(channels, c_out, kernel, 1, padding, role(i)), pool, True))
-        size = size + 2 * padding - kernel + 1
-        if size >= 1 and pool:
-            size //= 2
-        if size < 1:
-            raise ValueError(f"{who}: image_size={image_size} is too small: the feature maps vanish after "
-                             f"convolution {i + 1}")
-        channels = c_out
-    features = channels * size * size if convs else in_features
-    for j, units in enumerate(fc_units):
-        units = recipe.units(units)
-        blocks.append((recipe.linear(features, units, role(len(convs) + j)), False, False))
-        features = units
-    classifier = recipe.linear(features, num_classes, "last")
-    modules: List[Module] = [] if convs else [Flatten()]
-    for i, (layer, pool, spatial) in enumerate(blocks):
-        following = blocks[i + 1][0] if i + 1 < len(blocks) else classifier
-        modules.append(layer)
-        if pool:
-            modules.append(recipe.pool())
-        modules.append(recipe.norm(layer.weight.shape[0], spatial, layer, following))
-        if spatial and not (i + 1 < len(blocks) and blocks[i + 1][2]):
-            modules.append(Flatten())
-    head = recipe.head_activation()
-    if head is not None:
-        modules.append(head)
-    modules.append(classifier)
-    return Sequential(*modules)
+def _norm(o: _Options, layer: Module, following: Module, spatial: bool) -> Module:
+    """The norm after ``layer`` (its variance rule may read the layer and the one that follows)."""
+    return make_norm(o.norm, layer.weight.shape[0], spatial=spatial, prev_layer=layer, next_layer=following,
+                     multiplier=o.norm_multiplier, dtype=o.dtype)
+
+
+def _pool(o: _Options) -> Module:
+    return MaxPool2d(2) if o.pool == "max" else AvgPool2d(2)
+
+
+def _head(o: _Options) -> List[Module]:
+    """The activation before a full-precision classifier (none before a binary one)."""
+    if not o.last_full_precision or o.head_activation in (None, "none"):
+        return []
+    return [Hardtanh() if o.head_activation == "hardtanh" else ReLU()]
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Multilayer perceptrons
 # --------------------------------------------------------------------------------------------------------------
+@_MODELS.register("bnn_mlp")
 def bnn_mlp(in_features: int = 784, num_classes: int = 10, hidden_units: int = 4096, num_hidden: int = 3,
             **options) -> Sequential:
     """BinaryNet's MLP (Courbariaux, Hubara et al. 2016, MNIST): ``num_hidden`` hidden layers of
@@ -226,13 +190,21 @@ def bnn_mlp(in_features: int = 784, num_classes: int = 10, hidden_units: int = 4
         >>> [type(m).__name__ for m in model][:6]
         ['Flatten', 'Linear', 'BatchNorm1d', 'QuantLinear', 'BatchNorm1d', 'QuantLinear']
     """
-    recipe = _Recipe("bnn_mlp", options)
-    in_features = _positive_int("bnn_mlp", "in_features", in_features)
-    num_hidden = _positive_int("bnn_mlp", "num_hidden", num_hidden)
-    hidden = _positive_int("bnn_mlp", "hidden_units", hidden_units)
-    return _plain_net(recipe, 0, None, (), [hidden] * num_hidden, num_classes, in_features=in_features)
+    o = _options("bnn_mlp", options)
+    in_features = _checks.positive_int("bnn_mlp", "in_features", in_features)
+    num_hidden = _checks.positive_int("bnn_mlp", "num_hidden", num_hidden)
+    h = _units(o, _checks.positive_int("bnn_mlp", "hidden_units", hidden_units))
+    num_classes = _checks.positive_int("bnn_mlp", "num_classes", num_classes)
+    hidden = [_linear(o, in_features, h, "first")] + [_linear(o, h, h, "hidden") for _ in range(num_hidden - 1)]
+    classifier = _linear(o, h, num_classes, "last")
+    following = hidden[1:] + [classifier]
+    return Sequential(Flatten(),
+                      *[m for layer, nxt in zip(hidden, following) for m in (layer, _norm(o, layer, nxt, False))],
+                      *_head(o),
+                      classifier)
 
 
+@_MODELS.register("two_layer_mlp")
 def two_layer_mlp(in_features: int = 784, num_classes: int = 10, hidden_units: int = 512, **options) -> Sequential:
     """The 2-layer MLP of Kim et al. 2021 (MNIST): two hidden layers, ``bnn_mlp(num_hidden=2)``.
 
@@ -247,8 +219,40 @@ def two_layer_mlp(in_features: int = 784, num_classes: int = 10, hidden_units: i
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Convolutional networks
+# Convolutional networks: conv blocks (conv -> [pool] -> norm), then fully connected blocks, then the classifier
 # --------------------------------------------------------------------------------------------------------------
+def _conv_net(who: str, o: _Options, in_channels: int, image_size: int, convs: Sequence[tuple],
+              fc_units: Sequence[int], num_classes: int) -> Sequential:
+    """The network of a table: ``convs`` lists (out_channels, kernel, padding, pool after) per conv block."""
+    in_channels = _checks.positive_int(who, "in_channels", in_channels)
+    size = image_size = _checks.positive_int(who, "image_size", image_size)
+    fc_units = [_checks.positive_int(who, "fc_units", u) for u in fc_units]
+    num_classes = _checks.positive_int(who, "num_classes", num_classes)
+    layers, pools, channels = [], [], in_channels
+    for i, (c_out, kernel, padding, pool) in enumerate(convs):
+        layers.append(_conv(o, channels, _units(o, c_out), kernel, 1, padding, "first" if i == 0 else "hidden"))
+        pools.append(pool)
+        channels, size = _units(o, c_out), size + 2 * padding - kernel + 1
+        size = size // 2 if pool and size >= 1 else size
+        if size < 1:
+            raise ValueError(f"{who}: image_size={image_size} is too small: the feature maps vanish after "
+                             f"convolution {i + 1}")
+    features = channels * size * size
+    for units in fc_units:
+        layers.append(_linear(o, features, _units(o, units), "hidden"))
+        features = _units(o, units)
+    classifier = _linear(o, features, num_classes, "last")
+    modules: List[Module] = []
+    for i, layer in enumerate(layers):
+        following = layers[i + 1] if i + 1 < len(layers) else classifier
+        spatial = i < len(convs)
+        modules += [layer] + ([_pool(o)] if spatial and pools[i] else []) + [_norm(o, layer, following, spatial)]
+        if i + 1 == len(convs):
+            modules.append(Flatten())
+    return Sequential(*modules, *_head(o), classifier)
+
+
+@_MODELS.register("lenet5")
 def lenet5(in_channels: int = 1, num_classes: int = 10, image_size: int = 28, **options) -> Sequential:
     """LeNet-5 (LeCun et al. 1998) as a binary network: 6C5(pad 2)-MP2-16C5-MP2-120FC-84FC-classifier.
 
@@ -259,13 +263,11 @@ def lenet5(in_channels: int = 1, num_classes: int = 10, image_size: int = 28, **
         >>> lenet5(image_size=12, width=0.5)(np.zeros((2, 1, 12, 12))).shape
         (2, 10)
     """
-    recipe = _Recipe("lenet5", options)
-    in_channels = _positive_int("lenet5", "in_channels", in_channels)
-    image_size = _positive_int("lenet5", "image_size", image_size)
-    return _plain_net(recipe, in_channels, image_size, [(6, 5, 2, True), (16, 5, 0, True)], [120, 84],
-                      num_classes)
+    convs = [(6, 5, 2, True), (16, 5, 0, True)]
+    return _conv_net("lenet5", _options("lenet5", options), in_channels, image_size, convs, [120, 84], num_classes)
 
 
+@_MODELS.register("vgg_small")
 def vgg_small(in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
               fc_units: Sequence[int] = (512, 512), **options) -> Sequential:
     """Kim et al. 2021's vgg-small: 64C3-64C3-MP2-128C3-128C3-MP2, then fully connected layers of 512 units.
@@ -279,13 +281,12 @@ def vgg_small(in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
         >>> vgg_small(image_size=8, width=1 / 16)(np.zeros((2, 3, 8, 8))).shape
         (2, 10)
     """
-    recipe = _Recipe("vgg_small", options)
     convs = [(64, 3, 1, False), (64, 3, 1, True), (128, 3, 1, False), (128, 3, 1, True)]
-    return _plain_net(recipe, _positive_int("vgg_small", "in_channels", in_channels),
-                      _positive_int("vgg_small", "image_size", image_size), convs,
-                      [_positive_int("vgg_small", "fc_units", u) for u in fc_units], num_classes)
+    return _conv_net("vgg_small", _options("vgg_small", options), in_channels, image_size, convs, fc_units,
+                     num_classes)
 
 
+@_MODELS.register("vgg7")
 def vgg7(in_channels: int = 3, num_classes: int = 10, image_size: int = 32, **options) -> Sequential:
     """BinaryNet's CIFAR-10 network (Courbariaux, Hubara et al. 2016), "VGG-7":
     2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-2x1024FC-classifier. image_size must be at least 8.
@@ -294,11 +295,9 @@ def vgg7(in_channels: int = 3, num_classes: int = 10, image_size: int = 32, **op
         >>> vgg7(image_size=8, width=1 / 32)(np.zeros((2, 3, 8, 8))).shape
         (2, 10)
     """
-    recipe = _Recipe("vgg7", options)
     convs = [(128, 3, 1, False), (128, 3, 1, True), (256, 3, 1, False), (256, 3, 1, True),
              (512, 3, 1, False), (512, 3, 1, True)]
-    return _plain_net(recipe, _positive_int("vgg7", "in_channels", in_channels),
-                      _positive_int("vgg7", "image_size", image_size), convs, [1024, 1024], num_classes)
+    return _conv_net("vgg7", _options("vgg7", options), in_channels, image_size, convs, [1024, 1024], num_classes)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -337,6 +336,7 @@ class _ResNet(Module):
         return self.head(x)
 
 
+@_MODELS.register("bireal_resnet")
 def bireal_resnet(in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
                   channels: Sequence[int] = (16, 32, 64), convs_per_stage: int = 2, **options) -> Module:
     """A small binary ResNet with Bi-Real shortcuts (Liu et al. 2018; the CIFAR layout of He et al. 2016).
@@ -353,54 +353,48 @@ def bireal_resnet(in_channels: int = 3, num_classes: int = 10, image_size: int =
         (2, 10)
     """
     who = "bireal_resnet"
-    recipe = _Recipe(who, options)
-    in_channels = _positive_int(who, "in_channels", in_channels)
-    image_size = _positive_int(who, "image_size", image_size)
-    per_stage = _positive_int(who, "convs_per_stage", convs_per_stage)
-    widths = [recipe.units(_positive_int(who, "channels", c)) for c in channels]
+    o = _options(who, options)
+    in_channels = _checks.positive_int(who, "in_channels", in_channels)
+    image_size = _checks.positive_int(who, "image_size", image_size)
+    per_stage = _checks.positive_int(who, "convs_per_stage", convs_per_stage)
+    widths = [_units(o, _checks.positive_int(who, "channels", c)) for c in channels]
     if not widths:
         raise ValueError(f"{who}: channels must list at least one stage width, got {channels!r}")
     if image_size % 2 ** (len(widths) - 1):
         raise ValueError(f"{who}: image_size={image_size} must be divisible by {2 ** (len(widths) - 1)} "
                          f"(one halving per stage after the first)")
-    num_classes = _positive_int(who, "num_classes", num_classes)
+    num_classes = _checks.positive_int(who, "num_classes", num_classes)
 
-    stem_conv = recipe.conv(in_channels, widths[0], 3, 1, 1, "first")
+    stem_conv = _conv(o, in_channels, widths[0], 3, 1, 1, "first")
     plan = []  # (c_in, c_out, stride, binary conv)
     c = widths[0]
     for s, w in enumerate(widths):
         for b in range(per_stage):
             stride = 2 if s > 0 and b == 0 else 1
-            plan.append((c, w, stride, recipe.conv(c, w, 3, stride, 1, "hidden")))
+            plan.append((c, w, stride, _conv(o, c, w, 3, stride, 1, "hidden")))
             c = w
-    classifier = recipe.linear(c, num_classes, "last")
-    stem = Sequential(stem_conv, recipe.norm(widths[0], True, stem_conv, plan[0][3]))
+    classifier = _linear(o, c, num_classes, "last")
+    stem = Sequential(stem_conv, _norm(o, stem_conv, plan[0][3], True))
     blocks = []
     for i, (c_in, c_out, stride, conv) in enumerate(plan):
         following = plan[i + 1][3] if i + 1 < len(plan) else classifier
         if stride == 1 and c_in == c_out:
             shortcut: Module = Identity()
         else:
-            project = Conv2d(c_in, c_out, 1, bias=recipe.bias_if_no_norm, weight_init=recipe.o["weight_init"],
-                             bias_init=recipe.o["bias_init"], rng=recipe.rng, dtype=recipe.o["dtype"])
-            parts = ([AvgPool2d(2)] if stride == 2 else []) + [project,
-                                                               recipe.norm(c_out, True, project, following)]
-            shortcut = Sequential(*parts)
-        blocks.append(BiRealBlock(conv, recipe.norm(c_out, True, conv, following), shortcut))
+            project = Conv2d(c_in, c_out, 1, bias=_has_bias(o), weight_init=o.weight_init, bias_init=o.bias_init,
+                             rng=o.rng, dtype=o.dtype)
+            shortcut = Sequential(*([AvgPool2d(2)] if stride == 2 else []), project,
+                                  _norm(o, project, following, True))
+        blocks.append(BiRealBlock(conv, _norm(o, conv, following, True), shortcut))
     return _ResNet(stem, blocks, Sequential(GlobalAvgPool2d(), classifier))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------------------------
-_BUILDERS = Registry("model")
-for _builder in (bnn_mlp, two_layer_mlp, lenet5, vgg_small, vgg7, bireal_resnet):
-    _BUILDERS.register(_builder.__name__)(_builder)
-
-
 def names() -> List[str]:
     """The names of the model builders, sorted."""
-    return _BUILDERS.names()
+    return _MODELS.names()
 
 
 def get(name: str, **kwargs) -> Module:
@@ -410,4 +404,4 @@ def get(name: str, **kwargs) -> Module:
         >>> get("two_layer_mlp", in_features=8, hidden_units=4, num_classes=2)(np.zeros((5, 8))).shape
         (5, 2)
     """
-    return _BUILDERS.create(name, **kwargs)
+    return _MODELS.create(name, **kwargs)

@@ -29,8 +29,8 @@ Example: BinaryNet's multilayer perceptron (Hubara et al. 2016) and one backward
     (256, 784)
 """
 from . import functional
-from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Hardtanh, Identity, LeakyReLU,
-                     Linear, MaxPool2d, PReLU, ReLU, ReLU6, Sigmoid, Tanh)
+from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Hardtanh,
+                     Identity, LeakyReLU, Linear, MaxPool2d, PReLU, ReLU, ReLU6, Sigmoid, Tanh)
 from .losses import CrossEntropyLoss, MSELoss, SquaredHingeLoss
 from .module import Module, ModuleList, Parameter, Sequential
 from .normalization import CentredNorm, FixedScaleNorm, make_norm
@@ -39,7 +39,7 @@ from .quantized import BinaryConv2d, BinaryLinear, QuantConv2d, QuantLinear
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList",
     "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "Identity",
-    "ReLU", "ReLU6", "Hardtanh", "Tanh", "Sigmoid", "LeakyReLU", "PReLU",
+    "GlobalAvgPool2d", "ReLU", "ReLU6", "Hardtanh", "Tanh", "Sigmoid", "LeakyReLU", "PReLU",
     "QuantLinear", "QuantConv2d", "BinaryLinear", "BinaryConv2d",
     "FixedScaleNorm", "CentredNorm", "make_norm",
     "CrossEntropyLoss", "MSELoss", "SquaredHingeLoss",

@@ -5,21 +5,16 @@ An optimizer holds *parameter groups*: a list of dicts, each with its own ``"par
 get another learning rate. ``step()`` updates every parameter that has a gradient (``p.grad is None`` means
 "not used this step" and is skipped); ``zero_grad()`` forgets the gradients.
 
-How the updates are written, and why:
-
-* In place, into the parameter's own array and into per-parameter state arrays allocated once, with
-  ``out=`` ufuncs: no new array per step.
-* Block by block: a large parameter is cut into blocks of ``BLOCK_SIZE`` elements and the dozen ufuncs of one
-  update run on one block before moving to the next, so the block stays in the CPU cache between ufuncs and
-  the scratch space is one block, not one parameter. (Where the last-level cache holds the whole model, as
-  on the machine of ``benchmarks/bench_train_step.py``, this is as fast as whole-array ufuncs, not faster.)
-* Hyperparameters enter the ufuncs as Python floats: under NumPy's promotion rules (NEP 50) a Python float
-  takes the array's dtype, so float32 stays float32 (a ``np.float64`` scalar would not: it would make every
-  ufunc compute in float64 and cast back, about 3x slower).
+Each update rule is written as its formula: a handful of in-place NumPy lines (``m *= β1; m += (1 - β1)·g``)
+into the parameter's own array and into per-parameter state arrays allocated once, with the formula beside
+each line (the reference form, as PyTorch's ``_single_tensor_adam``). Hyperparameters enter as Python floats:
+under NumPy's promotion rules (NEP 50) a Python float takes the array's dtype, so float32 stays float32 (a
+``np.float64`` scalar would make every ufunc compute in float64 and cast back, about 3x slower).
 
 A new optimizer subclasses :class:`Optimizer` and writes two methods: ``_init_state(p)`` (the state arrays of
-one parameter) and ``_update(p, grad, state, group)`` (one step for one parameter). Because every optimizer
-takes any list of parameters, several can share a model: one for the binary weights, one for the rest.
+one parameter) and ``_update(w, g, state, group)`` (one step: the parameter's array w, its gradient g). Because
+every optimizer takes any list of parameters, several can share a model: one for the binary weights, one for
+the rest.
 
 ``state_dict()`` holds only NumPy arrays, Python scalars, strings, lists and dicts, so a checkpoint can store
 it without pickle (see :mod:`minibnn.checkpoint`).
@@ -37,45 +32,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
 
+from . import _checks
 from .tensor import FLOAT_DTYPES, Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "BLOCK_SIZE"]
-
-#: Elements per block of the in-place updates. Five float32 blocks of this size (640 KiB) fit in a typical L2
-#: cache; larger blocks spill to main memory, smaller ones pay more Python overhead per element.
-BLOCK_SIZE = 1 << 15
-
-
-def _blocks(arrays: Sequence[np.ndarray]) -> Iterator[List[np.ndarray]]:
-    """Matching views of same-shaped arrays, block by block of ``BLOCK_SIZE`` elements (writes reach the arrays).
-
-    Arrays of at most ``BLOCK_SIZE`` elements, or arrays that are not all C-contiguous (so a flat view is
-    impossible), come back whole, in one piece.
-    """
-    n, size = arrays[0].size, BLOCK_SIZE
-    if n <= size or not all(a.flags.c_contiguous for a in arrays):
-        yield list(arrays)
-        return
-    flat = [a.reshape(-1) for a in arrays]  # views, since the arrays are contiguous
-    for start in range(0, n, size):
-        yield [a[start:start + size] for a in flat]
-
-
-def _check_number(owner: str, name: str, value, low: float = 0.0, high: float = math.inf,
-                  high_open: bool = False) -> float:
-    """``value`` as a Python float, checked to lie in [low, high] (or [low, high)); else a clear error."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    too_high = value >= high if high_open else value > high
-    if math.isnan(value) or value < low or too_high:
-        interval = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise ValueError(f"{owner}: {name} must be in {interval}, got {value}")
-    return value
+__all__ = ["Optimizer", "SGD", "Adam"]
 
 
 class Optimizer:
@@ -96,7 +60,6 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: List[Dict[str, Any]] = []
         self.state: Dict[Tensor, Dict[str, Any]] = {}
-        self._scratch: Dict[Tuple[np.dtype, int], np.ndarray] = {}
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts, got a "
                             "single Tensor; wrap it in a list: [param]")
@@ -166,16 +129,14 @@ class Optimizer:
                 if state is None:
                     state = self.state[p] = self._init_state(p)
                 self._check_state(p, state)
-                if not grad.flags.c_contiguous:
-                    grad = np.ascontiguousarray(grad)  # (a 0-d array is always contiguous: ndim is kept)
                 self._update(p.data, grad, state, group)
 
     def _init_state(self, p: Tensor) -> Dict[str, Any]:
         """The state of one parameter before its first step (arrays the shape and dtype of ``p``)."""
         return {}
 
-    def _update(self, p: np.ndarray, grad: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        """One step for one parameter: write the new values into ``p`` and ``state`` in place."""
+    def _update(self, w: np.ndarray, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """One step for one parameter: write the new values into its array ``w`` and ``state`` in place."""
         raise NotImplementedError(f"{type(self).__name__} must define _update")
 
     def _check_state(self, p: Tensor, state: Dict[str, Any]) -> None:
@@ -185,16 +146,6 @@ class Optimizer:
                     f"{type(self).__name__}: state '{key}' has shape {value.shape} and dtype {value.dtype}, but "
                     f"its parameter now has shape {p.shape} and dtype {p.dtype} (was the model converted with "
                     f"astype after the optimizer was made? make the optimizer after converting)")
-
-    def _buffer(self, like: np.ndarray, which: int = 0) -> np.ndarray:
-        """Scratch space shaped like ``like`` (a block): a view of a buffer kept between steps when it fits."""
-        if like.size > BLOCK_SIZE:  # only for large non-contiguous parameters, which are not cut into blocks
-            return np.empty(like.shape, dtype=like.dtype)
-        key = (like.dtype, which)
-        buf = self._scratch.get(key)
-        if buf is None or buf.size < like.size:
-            buf = self._scratch[key] = np.empty(BLOCK_SIZE, dtype=like.dtype)
-        return buf[:like.size].reshape(like.shape)
 
     # ---- saving ------------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -297,12 +248,11 @@ class SGD(Optimizer):
                                       dampening=dampening))
 
     def _check_group(self, group):
-        _check_number("SGD", "lr", group["lr"])
-        _check_number("SGD", "momentum", group["momentum"], 0.0, 1.0, high_open=True)
-        _check_number("SGD", "dampening", group["dampening"], 0.0, 1.0)
-        _check_number("SGD", "weight_decay", group["weight_decay"])
-        if not isinstance(group["nesterov"], (bool, np.bool_)):
-            raise TypeError(f"SGD: nesterov must be True or False, got {group['nesterov']!r}")
+        _checks.interval("SGD", "lr", group["lr"])
+        _checks.interval("SGD", "momentum", group["momentum"], 0.0, 1.0, high_open=True)
+        _checks.interval("SGD", "dampening", group["dampening"], 0.0, 1.0)
+        _checks.interval("SGD", "weight_decay", group["weight_decay"])
+        _checks.boolean("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum="
                              f"{group['momentum']} and dampening={group['dampening']}")
@@ -310,36 +260,18 @@ class SGD(Optimizer):
     def _init_state(self, p):
         return {"step": 0, "momentum_buffer": np.zeros(p.shape, dtype=p.dtype)}
 
-    def _update(self, p, grad, state, group):
-        lr, mu = float(group["lr"]), float(group["momentum"])
-        decay, keep = float(group["weight_decay"]), 1.0 - float(group["dampening"])
-        nesterov, first = bool(group["nesterov"]), state["step"] == 0
-        for w, g, b in _blocks([p, grad, state["momentum_buffer"]]):
-            d, t = g, self._buffer(w, 0)
-            if decay:                                   # d = g + λ·w
-                np.multiply(w, decay, out=t)
-                t += g
-                d = t
-            if mu:
-                if first:                               # b = d
-                    np.copyto(b, d)
-                else:                                   # b = μ·b + (1 - τ)·d
-                    b *= mu
-                    if keep != 1.0:
-                        u = self._buffer(w, 1)
-                        np.multiply(d, keep, out=u)
-                        b += u
-                    else:
-                        b += d
-                if nesterov:                            # d = d + μ·b
-                    u = self._buffer(w, 1)
-                    np.multiply(b, mu, out=u)
-                    u += d
-                    d = u
-                else:                                   # d = b
-                    d = b
-            np.multiply(d, lr, out=t)                   # w = w - lr·d
-            w -= t
+    def _update(self, w, g, state, group):
+        lr, mu, decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
+        d = g + decay * w if decay else g              # d = g + λ·w
+        if mu:
+            b = state["momentum_buffer"]
+            if state["step"] == 0:
+                b[...] = d                             # b = d            (first step)
+            else:
+                b *= mu                                # b = μ·b + (1 - τ)·d
+                b += (1.0 - float(group["dampening"])) * d
+            d = d + mu * b if group["nesterov"] else b  # d = d + μ·b (Nesterov)  or  d = b
+        w -= lr * d                                    # w = w - lr·d
         state["step"] += 1
 
 
@@ -356,7 +288,7 @@ class Adam(Optimizer):
         w = w - lr · (m / (1 - β1^t)) / (sqrt(v / (1 - β2^t)) + ε)
 
     The last line is computed as ``w -= [lr·sqrt(1-β2^t)/(1-β1^t)] · m / (sqrt(v) + ε·sqrt(1-β2^t))``, the
-    same quantity with the bias corrections folded into two scalars (one ufunc fewer per step).
+    same quantity with the bias corrections folded into two scalars.
 
     Args:
         params: tensors or parameter groups (see :class:`Optimizer`).
@@ -382,46 +314,41 @@ class Adam(Optimizer):
 
     def _check_group(self, group):
         name = type(self).__name__
-        _check_number(name, "lr", group["lr"])
+        _checks.interval(name, "lr", group["lr"])
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_number(name, "betas[0]", betas[0], 0.0, 1.0, high_open=True)
-        _check_number(name, "betas[1]", betas[1], 0.0, 1.0, high_open=True)
-        _check_number(name, "eps", group["eps"])
-        _check_number(name, "weight_decay", group["weight_decay"])
-        _check_number(name, "decoupled_weight_decay", group["decoupled_weight_decay"])
+        _checks.interval(name, "betas[0]", betas[0], 0.0, 1.0, high_open=True)
+        _checks.interval(name, "betas[1]", betas[1], 0.0, 1.0, high_open=True)
+        _checks.interval(name, "eps", group["eps"])
+        _checks.interval(name, "weight_decay", group["weight_decay"])
+        _checks.interval(name, "decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _init_state(self, p):
         return {"step": 0, "exp_avg": np.zeros(p.shape, dtype=p.dtype), "exp_avg_sq": np.zeros(p.shape, dtype=p.dtype)}
 
-    def _update(self, p, grad, state, group):
+    def _update(self, w, g, state, group):
         state["step"] += 1
-        t = state["step"]
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         lr, eps = float(group["lr"]), float(group["eps"])
         beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
-        l2, shrink = float(group["weight_decay"]), 1.0 - lr * float(group["decoupled_weight_decay"])
-        root_c2 = math.sqrt(1.0 - beta2 ** t)
-        step_size, eps_hat = lr * root_c2 / (1.0 - beta1 ** t), eps * root_c2
-        for w, g, m, v in _blocks([p, grad, state["exp_avg"], state["exp_avg_sq"]]):
-            tmp = self._buffer(w, 0)
-            if shrink != 1.0:                            # w = w - lr·λd·w
-                w *= shrink
-            if l2:                                       # g = g + λ·w
-                u = self._buffer(w, 1)
-                np.multiply(w, l2, out=u)
-                u += g
-                g = u
-            m *= beta1                                   # m = β1·m + (1 - β1)·g
-            np.multiply(g, 1.0 - beta1, out=tmp)
-            m += tmp
-            v *= beta2                                   # v = β2·v + (1 - β2)·g²
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - beta2
-            v += tmp
-            np.sqrt(v, out=tmp)                          # w = w - step_size · m / (sqrt(v) + ε̂)
-            tmp += eps_hat
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            w -= tmp
-
+        l2, decoupled = float(group["weight_decay"]), float(group["decoupled_weight_decay"])
+        if decoupled:
+            w *= 1.0 - lr * decoupled                  # w = w - lr·λd·w
+        if l2:
+            g = g + l2 * w                             # g = g + λ·w
+        root_c2 = math.sqrt(1.0 - beta2 ** t)          # the bias corrections m̂ = m / (1 - β1^t) and
+        step_size = lr * root_c2 / (1.0 - beta1 ** t)  # v̂ = v / (1 - β2^t), folded into two scalars
+        u = np.empty_like(w)                           # one scratch array for the whole update
+        np.multiply(g, 1.0 - beta1, out=u)             # m = β1·m + (1 - β1)·g
+        m *= beta1
+        m += u
+        np.multiply(g, g, out=u)                       # v = β2·v + (1 - β2)·g²
+        u *= 1.0 - beta2
+        v *= beta2
+        v += u
+        np.sqrt(v, out=u)                              # w = w - lr·m̂ / (sqrt(v̂) + ε)
+        u += eps * root_c2                             #   = w - step_size·m / (sqrt(v) + ε·sqrt(1 - β2^t))
+        np.divide(m, u, out=u)
+        u *= step_size
+        w -= u

@@ -2,31 +2,30 @@
 
 sign(x) has derivative 0 almost everywhere, so a binary network cannot learn through it. A quantizer keeps the
 discrete forward and replaces the derivative by a *pseudo-gradient*: the derivative of a smooth function that
-looks like the step (Hubara et al. 2016; Darabi et al. 2018, Fig. 4). Each one below is
+looks like the step (Hubara et al. 2016; Darabi et al. 2018, Fig. 4). Each comes in two forms, as in Larq:
 
-* a :class:`~minibnn.tensor.Function` subclass (``SteSignFunction``...) with ``forward`` and ``backward`` side by
-  side and the formula in the docstring;
-* a plain function on tensors (``ste_sign(x, clip_value=1.0)``...);
-* a :class:`Quantizer` module (``SteSign``...) registered under Larq's string names, so a layer can be built
-  with ``kernel_quantizer="ste_sign"`` and look it up with :func:`get`.
+* a function on tensors (``ste_sign(x, clip_value=1.0)``...) with its op, a :class:`~minibnn.tensor.Function`
+  subclass named ``<Op>Fn`` (``SteSignFn``...) whose ``forward`` and ``backward`` sit side by side under the
+  formula and the paper;
+* a thin configured :class:`Quantizer` module (``SteSign``...) registered under Larq's string names where it is
+  defined, so a layer can be built with ``kernel_quantizer="ste_sign"`` and look it up with :func:`get`.
 
-Conventions (part of the specification, and tested): sign(0) = +1, so every binary quantizer gives its upper
-value on its threshold (ste_heaviside(0) = 1, sign(x - t) = +1 at x = t); the clipped STE's window is closed,
-1 on |x| <= clip_value.
+Conventions (part of the specification, and tested):
 
-The quantizer protocol (what a quantized layer may rely on):
+* sign(0) = +1, so every binary quantizer gives its upper value on its threshold (ste_heaviside(0) = 1,
+  sign(x - t) = +1 at x = t); the clipped STE's window is closed, 1 on |x| <= clip_value.
+* sign(NaN) = +1, the one convention of the bit format (:mod:`minibnn.packing`: the bit is ``x < 0``, false for
+  NaN, so NaN packs to bit 0, which means +1). The forward here is written the same way: 1 - 2·[x < 0].
+* dtypes: a Tensor keeps its dtype; an array becomes a Tensor of its own float dtype (float64 stays float64);
+  Python numbers and lists become float32 (the rule of :class:`~minibnn.tensor.Tensor`, in :func:`_as_tensor`).
 
-* ``quantizers.get(identifier)`` turns a name, a callable or ``None`` into a quantizer (a fresh module for a
-  name, the object itself for a callable, ``None`` for ``None``).
-* Every registered quantizer is a :class:`Quantizer`, i.e. a :class:`~minibnn.module.Module` with
-  ``forward(x: Tensor) -> Tensor`` (same shape), ``precision`` (bits of the output, ``None`` for full precision)
-  and ``name``. Trainable ones (``ss_t``'s β, :class:`TrainableThreshold`) hold Parameters, so a layer that
-  assigns its quantizer as an attribute (``self.input_quantizer = quantizers.get(q)``) finds them through
-  ``parameters()``.
-* A layer calls its quantizers as ``self.kernel_quantizer(self.weight)`` and ``self.input_quantizer(x)``; the
-  weight is (out, in) or (out, in, kh, kw), per-filter means per output channel (axis 0); activations are
-  (N, C) or (N, C, H, W), per-channel means axis 1.
-* ``quantizer.plot()`` draws the forward function and its pseudo-gradient side by side (needs matplotlib).
+The quantizer protocol (what a quantized layer may rely on): ``get(identifier)`` turns a name (a fresh module),
+a callable (itself) or ``None`` (None) into a quantizer; a registered quantizer is a :class:`Quantizer`, a
+:class:`~minibnn.module.Module` with ``forward(x) -> Tensor`` of the same shape, ``precision`` (bits of the
+output, None for full precision) and ``name``; trainable ones (``ss_t``'s β, :class:`TrainableThreshold`) hold
+Parameters, found through the layer's ``parameters()``. Weights are (out, in[, kh, kw]) with per-filter means
+over all axes but 0; activations (N, C[, H, W]) with per-channel values on axis 1. ``pseudo_gradient(x)``
+gives a quantizer's values and pseudo-gradient; :func:`minibnn.plotting.plot_quantizer` draws them.
 
 Example:
     >>> import numpy as np
@@ -43,33 +42,31 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
+from . import _checks
+from .functional import tanh
 from .module import Module, Parameter
 from .registry import Registry
 from .tensor import Function, Tensor, enable_grad
 
 __all__ = [
-    "Quantizer", "get", "register", "names", "plot_quantizers",
-    "ste_sign", "approx_sign", "tanh_sign", "swish_sign", "sign_swish", "ste_heaviside", "magnitude_aware_sign",
-    "ste_tern", "dorefa", "shifted_hardtanh",
-    "SteSign", "ApproxSign", "TanhSign", "SwishSign", "SteHeaviside", "MagnitudeAwareSign", "SteTern", "DoReFa",
-    "NoOp", "ShiftedThreshold", "TrainableThreshold", "ShiftedHardtanh",
-    "SteSignFunction", "ApproxSignFunction", "TanhSignFunction", "SwishSignFunction", "SignSwishFunction",
-    "SteHeavisideFunction", "SteTernFunction", "RoundSTEFunction",
+    "Quantizer", "get", "register", "names", "ste_sign", "approx_sign", "tanh_sign", "swish_sign", "sign_swish",
+    "ste_heaviside", "magnitude_aware_sign", "ste_tern", "dorefa", "shifted_hardtanh", "SteSign", "ApproxSign",
+    "TanhSign", "SwishSign", "SteHeaviside", "MagnitudeAwareSign", "SteTern", "DoReFa", "NoOp", "ShiftedThreshold",
+    "TrainableThreshold", "ShiftedHardtanh", "SteSignFn", "ApproxSignFn", "TanhSignFn", "SwishSignFn",
+    "SignSwishFn", "SteHeavisideFn", "SteTernFn", "RoundSteFn",
 ]
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Helpers on NumPy arrays
-# --------------------------------------------------------------------------------------------------------------
+# ---- Helpers on NumPy arrays -------------------------------------------------------------------------------------
 def _sign(x: np.ndarray) -> np.ndarray:
-    """sign with sign(0) = +1 (also for -0.0), in x's dtype: the binarization every quantizer here uses."""
-    out = (x >= 0).astype(x.dtype)  # 1 where x >= 0, else 0 (NaN too)
-    out *= 2
-    out -= 1  # in place: 7x faster than np.where(x >= 0, 1, -1), which broadcasts its scalars
+    """1 - 2·[x < 0] in x's dtype: sign with sign(0) = sign(-0.0) = +1 and sign(NaN) = +1 (as in packing)."""
+    out = (x < 0).astype(x.dtype)
+    out *= -2
+    out += 1  # in place: 7x faster than np.where(x < 0, -1, 1), which broadcasts its scalars
     return out
 
 
@@ -78,20 +75,6 @@ def _clip_mask(x: np.ndarray, clip_value: Optional[float]) -> np.ndarray:
     if clip_value is None:
         return np.ones(x.shape, dtype=x.dtype)
     return (np.abs(x) <= clip_value).astype(x.dtype)
-
-
-def _check_clip(where: str, clip_value) -> Optional[float]:
-    if clip_value is None:
-        return None
-    if not np.isscalar(clip_value) or not clip_value > 0:
-        raise ValueError(f"{where}: clip_value must be a positive number or None, got {clip_value!r}")
-    return float(clip_value)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """σ(z) = 1 / (1 + e^-z), without overflow for large |z|."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _sign_swish_slope(z: np.ndarray) -> np.ndarray:
@@ -104,15 +87,107 @@ def _sign_swish_slope(z: np.ndarray) -> np.ndarray:
     return 2 * e / (1 + e) ** 2 * (2 - z * np.tanh(z / 2))
 
 
+def _check_beta(who: str, beta: np.ndarray) -> None:  # β is an input of the op: checked where it is used
+    if np.any(~(beta > 0)):
+        raise ValueError(f"{who}: beta must be > 0, got {beta.tolist() if beta.ndim else beta.item()}")
+
+
+def _clip_value(who: str, clip_value) -> Optional[float]:
+    """The STE window: None (no clipping) or a number > 0."""
+    if clip_value is None:
+        return None
+    if not np.isscalar(clip_value) or not clip_value > 0:
+        raise ValueError(f"{who}: clip_value must be a positive number or None, got {clip_value!r}")
+    return float(clip_value)
+
+
 def _as_tensor(x) -> Tensor:
+    """The one input rule of every quantizer: a Tensor as it is, anything else as ``Tensor(x)`` (arrays keep
+    their float dtype, numbers and lists become float32)."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Binary quantizers: forward sign(x), backward a pseudo-gradient
-# --------------------------------------------------------------------------------------------------------------
-class SteSignFunction(Function):
-    """out = sign(x) (sign(0) = +1);  d/dx ≈ 1 on |x| <= clip_value, 0 outside (clip_value None: always 1).
+# ---- The module form and the registry ----------------------------------------------------------------------------
+class Quantizer(Module):
+    """Base class of the quantizer modules: ``forward(x) -> Tensor`` of the same shape, plus metadata.
+
+    Attributes:
+        name: the name it was registered or created under (``"ste_sign"``, ``"ss_t"``...).
+        precision: bits per output value (1 for binary, 2 for ternary, k for k-bit, None for full precision);
+            read by model summaries and by the binary-activation metrics.
+    """
+
+    name = "quantizer"
+    precision: Optional[int] = None
+
+    def extra_repr(self) -> str:  # forward(x) -> Tensor: each subclass defines it (Module raises otherwise)
+        return f"name={self.name!r}, precision={self.precision}"
+
+    def pseudo_gradient(self, x) -> Tuple[np.ndarray, np.ndarray]:
+        """(forward(x), d sum(forward(x)) / dx) as arrays: the output and the pseudo-gradient at each point.
+
+        Runs ``forward`` (not ``__call__``, so forward hooks and metrics do not see it) and leaves the
+        gradients of the quantizer's own parameters as they were.
+
+        Example:
+            >>> out, slope = get("approx_sign").pseudo_gradient([-0.5, 0.0, 2.0])
+            >>> out, slope
+            (array([-1.,  1.,  1.], dtype=float32), array([1., 2., 0.], dtype=float32))
+        """
+        dtype = next((p.dtype for p in self.parameters()), np.dtype(np.float32))
+        x = Tensor(np.asarray(x, dtype=dtype), requires_grad=True)
+        saved = [(p, p.grad) for p in self.parameters()]
+        with enable_grad():
+            y = self.forward(x)
+            if y.requires_grad:
+                y.backward(np.ones(y.shape, dtype=y.dtype))
+        for p, g in saved:
+            p.grad = g
+        return y.data, (x.grad if x.grad is not None else np.zeros(x.shape, dtype=x.dtype))
+
+
+_REGISTRY = Registry("quantizer", base=Quantizer)
+register = _REGISTRY.register
+names = _REGISTRY.names
+
+
+def get(identifier, **kwargs):
+    """Turn a quantizer identifier into a quantizer.
+
+    Args:
+        identifier: a registered name (a *new* module each call, its ``name`` set to the identifier), a
+            Quantizer class (instantiated), a callable (a Quantizer or a function of a tensor; returned as it
+            is), or None (returned as None).
+        **kwargs: passed to the constructor (only with a name or a class), e.g. ``get("ste_sign", clip_value=2)``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+        TypeError: for anything else.
+
+    Example:
+        >>> get("ss_10")
+        SwishSign(name='ss_10', precision=1, beta=10, trainable=False)
+    """
+    quantizer = _REGISTRY.resolve(identifier, **kwargs)
+    if isinstance(identifier, str):
+        quantizer.name = identifier
+    return quantizer
+
+
+class _Clipped(Quantizer):
+    """The quantizers whose only option is the STE window ``clip_value``."""
+
+    def __init__(self, clip_value: Optional[float] = 1.0):
+        super().__init__()
+        self.clip_value = _clip_value(type(self).__name__, clip_value)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, clip_value={self.clip_value}"
+
+
+# ---- Binary quantizers: forward sign(x), backward a pseudo-gradient ----------------------------------------------
+class SteSignFn(Function):
+    """out = sign(x);  d/dx ≈ 1 on |x| <= clip_value, 0 outside (clip_value None: always 1).
 
     The clipped straight-through estimator of Hubara et al. 2016 (Darabi et al. 2018, eq. 1; Sari et al. 2019):
     the derivative of hardtanh(x) = clip(x, -1, 1), hence BNN+'s name "htanh" for it (Table 1).
@@ -126,7 +201,31 @@ class SteSignFunction(Function):
         return grad * self.mask
 
 
-class ApproxSignFunction(Function):
+def ste_sign(x, clip_value: Optional[float] = 1.0) -> Tensor:
+    """sign(x) with the clipped straight-through estimator: pseudo-gradient 1 on |x| <= clip_value.
+
+    Args:
+        x: tensor (or array) of any shape.
+        clip_value: half-width of the window where the gradient passes; ``None`` passes it everywhere.
+
+    Example:
+        >>> ste_sign(Tensor([-0.3, 0.0, 2.0, float("nan")])).data
+        array([-1.,  1.,  1.,  1.], dtype=float32)
+    """
+    return SteSignFn.apply(_as_tensor(x), clip_value=_clip_value("ste_sign", clip_value))
+
+
+@register("ste_sign", "SteSign", "htanh")
+class SteSign(_Clipped):
+    """sign(x) with the clipped STE (Hubara et al. 2016); see :class:`SteSignFn`."""
+
+    name, precision = "ste_sign", 1
+
+    def forward(self, x):
+        return ste_sign(x, self.clip_value)
+
+
+class ApproxSignFn(Function):
     """out = sign(x);  d/dx ≈ 2 - 2|x| on |x| <= 1, 0 outside.
 
     Bi-Real Net's ApproxSign (Liu et al. 2018): the derivative of the piecewise quadratic
@@ -141,7 +240,22 @@ class ApproxSignFunction(Function):
         return grad * self.slope
 
 
-class TanhSignFunction(Function):
+def approx_sign(x) -> Tensor:
+    """sign(x) with Bi-Real Net's pseudo-gradient 2 - 2|x| on |x| <= 1 (Liu et al. 2018)."""
+    return ApproxSignFn.apply(_as_tensor(x))
+
+
+@register("approx_sign", "ApproxSign", "bireal")
+class ApproxSign(Quantizer):
+    """sign(x) with Bi-Real Net's pseudo-gradient 2 - 2|x| (Liu et al. 2018); see :class:`ApproxSignFn`."""
+
+    name, precision = "approx_sign", 1
+
+    def forward(self, x):
+        return approx_sign(x)
+
+
+class TanhSignFn(Function):
     """out = sign(x);  d/dx ≈ 1 - tanh²(x), the derivative of tanh ("tanh" in Darabi et al. 2018, Table 1)."""
 
     def forward(self, x):
@@ -152,33 +266,23 @@ class TanhSignFunction(Function):
         return grad * self.slope
 
 
-def _check_beta(where: str, beta: np.ndarray) -> None:
-    if np.any(~(beta > 0)):
-        raise ValueError(f"{where}: beta must be > 0, got {beta.tolist() if beta.ndim else beta.item()}")
+def tanh_sign(x) -> Tensor:
+    """sign(x) with the pseudo-gradient 1 - tanh²(x)."""
+    return TanhSignFn.apply(_as_tensor(x))
 
 
-class SwishSignFunction(Function):
-    """out = sign(x);  d/dx ≈ dSS_β/dx = β(2 - βx·tanh(βx/2)) / (1 + cosh βx),  d/dβ ≈ dSS_β/dβ.
+@register("tanh_sign", "TanhSign", "tanh")
+class TanhSign(Quantizer):
+    """sign(x) with the pseudo-gradient 1 - tanh²(x); see :class:`TanhSignFn`."""
 
-    BNN+'s SignSwish pseudo-gradient (Darabi et al. 2018, eq. 3): the backward pass of the smooth
-    :class:`SignSwishFunction`, whose forward is replaced by sign. β is an input, so it can be a trainable
-    Parameter ("SS_t"); its pseudo-gradient is dSS_β/dβ = x(2 - βx·tanh(βx/2)) / (1 + cosh βx) (z = βx, so
-    d/dβ = x·d/dz where d/dx = β·d/dz). The slope is zero at βx ≈ ±2.3994 and negative beyond.
-    """
+    name, precision = "tanh_sign", 1
 
-    def forward(self, x, beta):
-        _check_beta("swish_sign", beta)
-        self.x, self.beta = x, beta
-        self.slope = _sign_swish_slope(beta * x)  # dSS/dz
-        return _sign(x)
-
-    def backward(self, grad):
-        dx = grad * self.beta * self.slope
-        dbeta = grad * self.x * self.slope if self.needs_input_grad[1] else None
-        return dx, dbeta
+    def forward(self, x):
+        return tanh_sign(x)
 
 
-class SignSwishFunction(Function):
+# ---- SignSwish (Darabi et al. 2018) ---------------------------------------------------------------------------
+class SignSwishFn(Function):
     """out = SS_β(x) = 2σ(βx)(1 + βx(1 - σ(βx))) - 1  (Darabi et al. 2018, eq. 2), a smooth sign.
 
     With z = βx and s = σ(z), s' = s(1-s):
@@ -191,7 +295,8 @@ class SignSwishFunction(Function):
         _check_beta("sign_swish", beta)
         self.x, self.beta = x, beta
         z = beta * x
-        s = _sigmoid(z)
+        e = np.exp(-np.abs(z))  # σ(z) without overflow for large |z|
+        s = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
         self.slope = _sign_swish_slope(z)
         return 2 * s * (1 + z * (1 - s)) - 1
 
@@ -201,85 +306,32 @@ class SignSwishFunction(Function):
         return dx, dbeta
 
 
-class SteHeavisideFunction(Function):
-    """out = H(x) = 1 if x >= 0 else 0  (= (sign(x) + 1)/2);  d/dx ≈ 1 on |x| <= clip_value, else 0.
+class SwishSignFn(SignSwishFn):
+    """out = sign(x);  d/dx ≈ dSS_β/dx = β(2 - βx·tanh(βx/2)) / (1 + cosh βx),  d/dβ ≈ dSS_β/dβ.
 
-    The {0, 1} form of ste_sign. Note H(0) = 1 here, consistent with sign(0) = +1 (Larq gives 0 at exactly 0).
+    BNN+'s SignSwish pseudo-gradient (Darabi et al. 2018, eq. 3): the backward pass of the smooth
+    :class:`SignSwishFn` (inherited), whose forward is replaced by sign. β is an input, so it can be a trainable
+    Parameter ("SS_t"); its pseudo-gradient is dSS_β/dβ = x(2 - βx·tanh(βx/2)) / (1 + cosh βx) (z = βx, so
+    d/dβ = x·d/dz where d/dx = β·d/dz). The slope is zero at βx ≈ ±2.3994 and negative beyond.
     """
 
-    def forward(self, x, clip_value=1.0):
-        self.mask = _clip_mask(x, clip_value)
-        return (x >= 0).astype(x.dtype)
-
-    def backward(self, grad):
-        return grad * self.mask
-
-
-class SteTernFunction(Function):
-    """out = +1 if x >= Δ, -1 if x <= -Δ, 0 if |x| < Δ;  d/dx ≈ 1 on |x| <= clip_value, else 0.
-
-    Δ is ``threshold_value``, or with ``ternary_weight_networks`` Δ = 0.7·mean|x| over the whole tensor
-    (Li et al. 2016, Ternary Weight Networks, for Gaussian weights). Δ is treated as a constant in backward.
-    """
-
-    def forward(self, x, threshold_value=0.05, ternary_weight_networks=False, clip_value=1.0):
-        if ternary_weight_networks:
-            self.threshold = 0.7 * float(np.mean(np.abs(x))) if x.size else 0.0
-        else:
-            self.threshold = float(threshold_value)
-        self.mask = _clip_mask(x, clip_value)
-        return np.where(np.abs(x) < self.threshold, 0, _sign(x)).astype(x.dtype)
-
-    def backward(self, grad):
-        return grad * self.mask
+    def forward(self, x, beta):
+        _check_beta("swish_sign", beta)
+        self.x, self.beta = x, beta
+        self.slope = _sign_swish_slope(beta * x)  # dSS/dz
+        return _sign(x)
 
 
-class RoundSTEFunction(Function):
-    """out = round(x·n) / n (ties to even, as NumPy);  d/dx ≈ 1 (the identity STE of DoReFa, Zhou et al. 2016)."""
+def sign_swish(x, beta: Union[float, Tensor] = 5.0) -> Tensor:
+    """The smooth SignSwish SS_β(x) = 2σ(βx)(1 + βx(1 - σ(βx))) - 1 (Darabi et al. 2018, eq. 2), differentiable.
 
-    def forward(self, x, levels=1):
-        return (np.round(x * levels) / levels).astype(x.dtype)
-
-    def backward(self, grad):
-        return grad
-
-
-class _TanhFunction(Function):
-    """out = tanh(x);  d/dx = 1 - tanh²(x) (used by DoReFa's weight normalisation)."""
-
-    def forward(self, x):
-        self.out = np.tanh(x)
-        return self.out
-
-    def backward(self, grad):
-        return grad * (1 - self.out ** 2)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Plain functions on tensors
-# --------------------------------------------------------------------------------------------------------------
-def ste_sign(x, clip_value: Optional[float] = 1.0) -> Tensor:
-    """sign(x) with the clipped straight-through estimator: pseudo-gradient 1 on |x| <= clip_value.
-
-    Args:
-        x: tensor (or array) of any shape.
-        clip_value: half-width of the window where the gradient passes; ``None`` passes it everywhere.
+    It tends to sign(x) as β grows; :func:`swish_sign` uses its derivative as the pseudo-gradient of sign.
 
     Example:
-        >>> ste_sign(Tensor([-0.3, 0.0, 2.0])).data
-        array([-1.,  1.,  1.], dtype=float32)
+        >>> sign_swish(Tensor([-10.0, 0.0, 10.0]), beta=5.0).data
+        array([-1.,  0.,  1.], dtype=float32)
     """
-    return SteSignFunction.apply(x, clip_value=_check_clip("ste_sign", clip_value))
-
-
-def approx_sign(x) -> Tensor:
-    """sign(x) with Bi-Real Net's pseudo-gradient 2 - 2|x| on |x| <= 1 (Liu et al. 2018)."""
-    return ApproxSignFunction.apply(x)
-
-
-def tanh_sign(x) -> Tensor:
-    """sign(x) with the pseudo-gradient 1 - tanh²(x)."""
-    return TanhSignFunction.apply(x)
+    return SignSwishFn.apply(_as_tensor(x), beta)
 
 
 def swish_sign(x, beta: Union[float, Tensor] = 5.0) -> Tensor:
@@ -295,210 +347,10 @@ def swish_sign(x, beta: Union[float, Tensor] = 5.0) -> Tensor:
         >>> x.grad        # β·(2 - 0)/(1 + cosh 0) = β
         array([5.], dtype=float32)
     """
-    return SwishSignFunction.apply(x, beta)
+    return SwishSignFn.apply(_as_tensor(x), beta)
 
 
-def sign_swish(x, beta: Union[float, Tensor] = 5.0) -> Tensor:
-    """The smooth SignSwish SS_β(x) = 2σ(βx)(1 + βx(1 - σ(βx))) - 1 (Darabi et al. 2018, eq. 2), differentiable.
-
-    It tends to sign(x) as β grows; :func:`swish_sign` uses its derivative as the pseudo-gradient of sign.
-    """
-    return SignSwishFunction.apply(x, beta)
-
-
-def ste_heaviside(x, clip_value: Optional[float] = 1.0) -> Tensor:
-    """Step to {0, 1} (1 for x >= 0) with the clipped straight-through estimator."""
-    return SteHeavisideFunction.apply(x, clip_value=_check_clip("ste_heaviside", clip_value))
-
-
-def _filter_axes(ndim: int) -> Tuple[int, ...]:
-    """The axes of one filter: all but the output-channel axis 0 (a 1-D tensor is a single filter)."""
-    return tuple(range(1, ndim)) if ndim >= 2 else tuple(range(ndim))
-
-
-def magnitude_aware_sign(x, clip_value: Optional[float] = 1.0) -> Tensor:
-    """mean|w_c| · sign(w) per output filter c (Bi-Real Net, Liu et al. 2018, Sec. 3.3), clipped STE.
-
-    The scale is recomputed from the weights on each call and, as in Larq, treated as a constant in backward:
-    d/dw ≈ mean|w_c| · 1{|w| <= clip_value}. For a weight (out, in[, kh, kw]) the mean runs over all axes but
-    axis 0; a 1-D tensor is taken as one filter.
-    """
-    x = _as_tensor(x)
-    scale = np.mean(np.abs(x.data), axis=_filter_axes(x.ndim), keepdims=True) if x.size else np.zeros(x.shape)
-    return ste_sign(x, clip_value) * Tensor(np.asarray(scale, dtype=x.dtype))
-
-
-def ste_tern(x, threshold_value: float = 0.05, ternary_weight_networks: bool = False,
-             clip_value: Optional[float] = 1.0) -> Tensor:
-    """Ternarize to {-1, 0, +1}: 0 where |x| < Δ, sign(x) elsewhere; clipped straight-through estimator.
-
-    Args:
-        threshold_value: Δ when ``ternary_weight_networks`` is False.
-        ternary_weight_networks: use Δ = 0.7·mean|x| (Li et al. 2016) instead.
-        clip_value: the STE window, as in :func:`ste_sign`.
-    """
-    if not ternary_weight_networks and not threshold_value >= 0:
-        raise ValueError(f"ste_tern: threshold_value must be >= 0, got {threshold_value!r}")
-    return SteTernFunction.apply(x, threshold_value=threshold_value,
-                                 ternary_weight_networks=bool(ternary_weight_networks),
-                                 clip_value=_check_clip("ste_tern", clip_value))
-
-
-def dorefa(x, k_bit: int = 2, mode: str = "activations") -> Tensor:
-    """DoReFa-Net's k-bit quantizer (Zhou et al. 2016), with n = 2^k - 1 levels above 0.
-
-    * ``mode="activations"``: q = round(n·clip(x, 0, 1)) / n in {0, 1/n, ..., 1}; d/dx ≈ 1 on 0 <= x <= 1.
-    * ``mode="weights"``: w̃ = tanh(w) / (2·max|tanh(w)|) + 1/2 in [0, 1] (max over the whole tensor), then
-      q = 2·round(n·w̃)/n - 1 in {-1, ..., 1}; the gradient flows through the normalisation exactly and
-      straight through the rounding (the paper's eq. 9 and its STE).
-
-    Example:
-        >>> dorefa(Tensor([-0.2, 0.3, 0.6, 1.4]), k_bit=2).data * 3    # levels 0, 1/3, 2/3, 1
-        array([0., 1., 2., 3.], dtype=float32)
-    """
-    if isinstance(k_bit, bool) or not isinstance(k_bit, (int, np.integer)) or k_bit < 1:
-        raise ValueError(f"dorefa: k_bit must be an integer >= 1, got {k_bit!r}")
-    if mode not in ("activations", "weights"):
-        raise ValueError(f"dorefa: mode must be 'activations' or 'weights', got {mode!r}")
-    levels = 2 ** int(k_bit) - 1
-    x = _as_tensor(x)
-    if mode == "activations":
-        return RoundSTEFunction.apply(x.clip(0.0, 1.0), levels=levels)
-    t = _TanhFunction.apply(x)
-    peak = t.abs().max() if x.size else None
-    if peak is None or peak.item() == 0:  # all-zero weights: nothing to normalise by
-        normalised = t * 0.5 + 0.5
-    else:
-        normalised = t / (peak * 2.0) + 0.5
-    return RoundSTEFunction.apply(normalised, levels=levels) * 2.0 - 1.0
-
-
-def shifted_hardtanh(x, x_offset: float = 0.0, y_offset: float = 0.0, scale: float = 1.0) -> Tensor:
-    """hardtanh moved along x, along y, or widened: clip(x - x_offset, -scale, scale) + y_offset.
-
-    Kim et al. 2021, Fig. 1: (b) ``x_offset``, (c) ``y_offset``, (d) ``scale`` (the range [-scale, scale], slope
-    1). With x_offset = y_offset = scale = 3 it is ReLU6 = clip(x, 0, 6). Differentiable: slope 1 inside the
-    ramp (edges included, as in :func:`minibnn.clip`), 0 outside.
-    """
-    if not scale > 0:
-        raise ValueError(f"shifted_hardtanh: scale must be > 0, got {scale!r}")
-    return (_as_tensor(x) - x_offset).clip(-scale, scale) + y_offset
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Quantizer modules
-# --------------------------------------------------------------------------------------------------------------
-def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plotting quantizers needs matplotlib, an optional dependency: pip install matplotlib") \
-            from None
-    return plt
-
-
-class Quantizer(Module):
-    """Base class of the quantizer modules: ``forward(x) -> Tensor`` of the same shape, plus metadata.
-
-    Attributes:
-        name: the name it was registered or created under (``"ste_sign"``, ``"ss_t"``...).
-        precision: bits per output value (1 for binary, 2 for ternary, k for k-bit, None for full precision);
-            read by model summaries and by the binary-activation metrics.
-    """
-
-    name = "quantizer"
-    precision: Optional[int] = None
-
-    def forward(self, x) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must define forward")
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, precision={self.precision}"
-
-    def _plot_input(self, xs: np.ndarray) -> np.ndarray:
-        """The array fed to forward when plotting (elementwise quantizers take the 1-D grid as it is)."""
-        return xs
-
-    def pseudo_gradient(self, x) -> Tuple[np.ndarray, np.ndarray]:
-        """(forward(x), d sum(forward(x)) / dx) as arrays: the output and the pseudo-gradient at each point.
-
-        Runs ``forward`` (not ``__call__``, so forward hooks and metrics do not see it) and leaves the
-        gradients of the quantizer's own parameters as they were.
-        """
-        dtype = next((p.dtype for p in self.parameters()), np.dtype(np.float32))
-        x = Tensor(np.asarray(x, dtype=dtype), requires_grad=True)
-        saved = [(p, p.grad) for p in self.parameters()]
-        with enable_grad():
-            y = self.forward(x)
-            if y.requires_grad:
-                y.backward(np.ones(y.shape, dtype=y.dtype))
-        for p, g in saved:
-            p.grad = g
-        return y.data, (x.grad if x.grad is not None else np.zeros(x.shape, dtype=x.dtype))
-
-    def plot(self, ax=None, x_range: Tuple[float, float] = (-2.0, 2.0), num: int = 801):
-        """Draw the forward function (left) and its pseudo-gradient (right), as in Darabi et al. 2018, Fig. 4.
-
-        Args:
-            ax: None (a new figure) or a pair of matplotlib axes (forward, pseudo-gradient).
-            x_range: the interval of x to draw.
-            num: the number of points.
-
-        Returns:
-            The pair of axes.
-        """
-        plt = _pyplot()
-        if ax is None:
-            _, ax = plt.subplots(1, 2, figsize=(8, 3))
-        if len(ax) != 2:
-            raise ValueError(f"{type(self).__name__}.plot: ax must be a pair of axes, got {len(ax)}")
-        xs = np.linspace(float(x_range[0]), float(x_range[1]), int(num))
-        out, grad = self.pseudo_gradient(self._plot_input(xs))
-        ax[0].plot(xs, out.reshape(num, -1))
-        ax[0].set_title(f"{self.name}: forward")
-        ax[1].plot(xs, grad.reshape(num, -1))
-        ax[1].set_title(f"{self.name}: pseudo-gradient")
-        for a in ax:
-            a.axhline(0, color="0.8", lw=0.5)
-            a.axvline(0, color="0.8", lw=0.5)
-            a.set_xlabel("x")
-        return ax
-
-
-class SteSign(Quantizer):
-    """sign(x) with the clipped STE (Hubara et al. 2016); see :class:`SteSignFunction`."""
-
-    name, precision = "ste_sign", 1
-
-    def __init__(self, clip_value: Optional[float] = 1.0):
-        super().__init__()
-        self.clip_value = _check_clip("SteSign", clip_value)
-
-    def forward(self, x):
-        return ste_sign(x, self.clip_value)
-
-    def extra_repr(self):
-        return f"{super().extra_repr()}, clip_value={self.clip_value}"
-
-
-class ApproxSign(Quantizer):
-    """sign(x) with Bi-Real Net's pseudo-gradient 2 - 2|x| (Liu et al. 2018); see :class:`ApproxSignFunction`."""
-
-    name, precision = "approx_sign", 1
-
-    def forward(self, x):
-        return approx_sign(x)
-
-
-class TanhSign(Quantizer):
-    """sign(x) with the pseudo-gradient 1 - tanh²(x); see :class:`TanhSignFunction`."""
-
-    name, precision = "tanh_sign", 1
-
-    def forward(self, x):
-        return tanh_sign(x)
-
-
+@register("swish_sign", "SwishSign", "ss_5")
 class SwishSign(Quantizer):
     """sign(x) with the SignSwish pseudo-gradient (Darabi et al. 2018, eq. 3), β fixed or trainable.
 
@@ -525,38 +377,115 @@ class SwishSign(Quantizer):
         return f"{super().extra_repr()}, beta={beta:g}, trainable={self.trainable}"
 
 
-class SteHeaviside(Quantizer):
-    """Step to {0, 1} with the clipped STE; see :class:`SteHeavisideFunction`."""
+register("ss_10")(functools.partial(SwishSign, beta=10.0))
+register("ss_t")(functools.partial(SwishSign, beta=5.0, trainable=True))
+
+
+# ---- the {0, 1} step and the scaled sign -----------------------------------------------------------------------
+class SteHeavisideFn(Function):
+    """out = H(x) = 1 if x >= 0 else 0  (= (sign(x) + 1)/2);  d/dx ≈ 1 on |x| <= clip_value, else 0.
+
+    The {0, 1} form of ste_sign. Note H(0) = 1 here, consistent with sign(0) = +1 (Larq gives 0 at exactly 0),
+    and H(NaN) = 1, as sign(NaN) = +1.
+    """
+
+    def forward(self, x, clip_value=1.0):
+        self.mask = _clip_mask(x, clip_value)
+        return (~(x < 0)).astype(x.dtype)
+
+    def backward(self, grad):
+        return grad * self.mask
+
+
+def ste_heaviside(x, clip_value: Optional[float] = 1.0) -> Tensor:
+    """Step to {0, 1} (1 for x >= 0) with the clipped straight-through estimator.
+
+    Example:
+        >>> ste_heaviside(Tensor([-0.5, 0.0, 0.5])).data
+        array([0., 1., 1.], dtype=float32)
+    """
+    return SteHeavisideFn.apply(_as_tensor(x), clip_value=_clip_value("ste_heaviside", clip_value))
+
+
+@register("ste_heaviside", "SteHeaviside")
+class SteHeaviside(_Clipped):
+    """Step to {0, 1} with the clipped STE; see :class:`SteHeavisideFn`."""
 
     name, precision = "ste_heaviside", 1
-
-    def __init__(self, clip_value: Optional[float] = 1.0):
-        super().__init__()
-        self.clip_value = _check_clip("SteHeaviside", clip_value)
 
     def forward(self, x):
         return ste_heaviside(x, self.clip_value)
 
-    def extra_repr(self):
-        return f"{super().extra_repr()}, clip_value={self.clip_value}"
+
+def magnitude_aware_sign(x, clip_value: Optional[float] = 1.0) -> Tensor:
+    """mean|w_c| · sign(w) per output filter c (Bi-Real Net, Liu et al. 2018, Sec. 3.3), clipped STE.
+
+    The scale is recomputed from the weights on each call and, as in Larq, treated as a constant in backward:
+    d/dw ≈ mean|w_c| · 1{|w| <= clip_value}. For a weight (out, in[, kh, kw]) the mean runs over all axes but
+    axis 0 (the axes of one filter); a 1-D tensor is taken as one filter.
+
+    Example:
+        >>> magnitude_aware_sign(Tensor([[1.0, -3.0], [0.5, 0.5]])).data
+        array([[ 2. , -2. ],
+               [ 0.5,  0.5]], dtype=float32)
+    """
+    x = _as_tensor(x)
+    filter_axes = tuple(range(1, x.ndim)) if x.ndim >= 2 else tuple(range(x.ndim))
+    scale = np.mean(np.abs(x.data), axis=filter_axes, keepdims=True) if x.size else np.zeros(x.shape)
+    return ste_sign(x, clip_value) * Tensor(np.asarray(scale, dtype=x.dtype))
 
 
-class MagnitudeAwareSign(Quantizer):
+@register("magnitude_aware_sign", "MagnitudeAwareSign")
+class MagnitudeAwareSign(_Clipped):
     """mean|w_c|·sign(w) per output filter (Bi-Real Net weights); see :func:`magnitude_aware_sign`."""
 
     name, precision = "magnitude_aware_sign", 1
 
-    def __init__(self, clip_value: Optional[float] = 1.0):
-        super().__init__()
-        self.clip_value = _check_clip("MagnitudeAwareSign", clip_value)
-
     def forward(self, x):
         return magnitude_aware_sign(x, self.clip_value)
 
-    def extra_repr(self):
-        return f"{super().extra_repr()}, clip_value={self.clip_value}"
+
+# ---- Ternary and k-bit quantizers --------------------------------------------------------------------------------
+class SteTernFn(Function):
+    """out = +1 if x >= Δ, -1 if x <= -Δ, 0 if |x| < Δ;  d/dx ≈ 1 on |x| <= clip_value, else 0.
+
+    Δ is ``threshold_value``, or with ``ternary_weight_networks`` Δ = 0.7·mean|x| over the whole tensor
+    (Li et al. 2016, Ternary Weight Networks, for Gaussian weights). Δ is treated as a constant in backward.
+    """
+
+    def forward(self, x, threshold_value=0.05, ternary_weight_networks=False, clip_value=1.0):
+        if ternary_weight_networks:
+            self.threshold = 0.7 * float(np.mean(np.abs(x))) if x.size else 0.0
+        else:
+            self.threshold = float(threshold_value)
+        self.mask = _clip_mask(x, clip_value)
+        return np.where(np.abs(x) < self.threshold, 0, _sign(x)).astype(x.dtype)
+
+    def backward(self, grad):
+        return grad * self.mask
 
 
+def ste_tern(x, threshold_value: float = 0.05, ternary_weight_networks: bool = False,
+             clip_value: Optional[float] = 1.0) -> Tensor:
+    """Ternarize to {-1, 0, +1}: 0 where |x| < Δ, sign(x) elsewhere; clipped straight-through estimator.
+
+    Args:
+        threshold_value: Δ when ``ternary_weight_networks`` is False.
+        ternary_weight_networks: use Δ = 0.7·mean|x| (Li et al. 2016) instead.
+        clip_value: the STE window, as in :func:`ste_sign`.
+
+    Example:
+        >>> ste_tern(Tensor([-0.5, 0.01, 0.3]), threshold_value=0.1).data
+        array([-1.,  0.,  1.], dtype=float32)
+    """
+    if not ternary_weight_networks:
+        _checks.real("ste_tern", "threshold_value", threshold_value, minimum=0.0)
+    return SteTernFn.apply(_as_tensor(x), threshold_value=threshold_value,
+                           ternary_weight_networks=bool(ternary_weight_networks),
+                           clip_value=_clip_value("ste_tern", clip_value))
+
+
+@register("ste_tern", "SteTern")
 class SteTern(Quantizer):
     """Ternarization to {-1, 0, +1} with the clipped STE; see :func:`ste_tern`."""
 
@@ -565,11 +494,9 @@ class SteTern(Quantizer):
     def __init__(self, threshold_value: float = 0.05, ternary_weight_networks: bool = False,
                  clip_value: Optional[float] = 1.0):
         super().__init__()
-        if not threshold_value >= 0:
-            raise ValueError(f"SteTern: threshold_value must be >= 0, got {threshold_value!r}")
-        self.threshold_value = float(threshold_value)
+        self.threshold_value = _checks.real("SteTern", "threshold_value", threshold_value, minimum=0.0)
         self.ternary_weight_networks = bool(ternary_weight_networks)
-        self.clip_value = _check_clip("SteTern", clip_value)
+        self.clip_value = _clip_value("SteTern", clip_value)
 
     def forward(self, x):
         return ste_tern(x, self.threshold_value, self.ternary_weight_networks, self.clip_value)
@@ -579,6 +506,43 @@ class SteTern(Quantizer):
         return f"{super().extra_repr()}, threshold={threshold}, clip_value={self.clip_value}"
 
 
+class RoundSteFn(Function):
+    """out = round(x·n) / n (ties to even, as NumPy);  d/dx ≈ 1 (the identity STE of DoReFa, Zhou et al. 2016)."""
+
+    def forward(self, x, levels=1):
+        return (np.round(x * levels) / levels).astype(x.dtype)
+
+    def backward(self, grad):
+        return grad
+
+
+def dorefa(x, k_bit: int = 2, mode: str = "activations") -> Tensor:
+    """DoReFa-Net's k-bit quantizer (Zhou et al. 2016), with n = 2^k - 1 levels above 0.
+
+    * ``mode="activations"``: q = round(n·clip(x, 0, 1)) / n in {0, 1/n, ..., 1}; d/dx ≈ 1 on 0 <= x <= 1.
+    * ``mode="weights"``: w̃ = tanh(w) / (2·max|tanh(w)|) + 1/2 in [0, 1] (max over the whole tensor), then
+      q = 2·round(n·w̃)/n - 1 in {-1, ..., 1}; the gradient flows through the normalisation exactly and
+      straight through the rounding (the paper's eq. 9 and its STE).
+
+    Example:
+        >>> dorefa(Tensor([-0.2, 0.3, 0.6, 1.4]), k_bit=2).data * 3    # levels 0, 1/3, 2/3, 1
+        array([0., 1., 2., 3.], dtype=float32)
+    """
+    levels = 2 ** _checks.positive_int("dorefa", "k_bit", k_bit) - 1
+    _checks.choice("dorefa", "mode", mode, ("activations", "weights"))
+    x = _as_tensor(x)
+    if mode == "activations":
+        return RoundSteFn.apply(x.clip(0.0, 1.0), levels=levels)
+    t = tanh(x)
+    peak = t.abs().max() if x.size else None
+    if peak is None or peak.item() == 0:  # all-zero weights: nothing to normalise by
+        normalised = t * 0.5 + 0.5
+    else:
+        normalised = t / (peak * 2.0) + 0.5
+    return RoundSteFn.apply(normalised, levels=levels) * 2.0 - 1.0
+
+
+@register("dorefa_quantizer", "dorefa", "DoReFa", "DoReFaQuantizer")
 class DoReFa(Quantizer):
     """DoReFa-Net's k-bit quantizer for activations or weights (Zhou et al. 2016); see :func:`dorefa`."""
 
@@ -586,8 +550,8 @@ class DoReFa(Quantizer):
 
     def __init__(self, k_bit: int = 2, mode: str = "activations"):
         super().__init__()
-        dorefa(np.zeros(1, dtype=np.float32), k_bit, mode)  # validates the arguments with dorefa's messages
-        self.precision, self.mode = int(k_bit), mode
+        self.precision = _checks.positive_int("DoReFa", "k_bit", k_bit)
+        self.mode = _checks.choice("DoReFa", "mode", mode, ("activations", "weights"))
 
     def forward(self, x):
         return dorefa(x, self.precision, self.mode)
@@ -596,6 +560,7 @@ class DoReFa(Quantizer):
         return f"{super().extra_repr()}, mode={self.mode!r}"
 
 
+@register("noop", "no_op", "NoOp", "NoOpQuantizer")
 class NoOp(Quantizer):
     """q(x) = x: changes nothing, only tags the tensor with a ``precision`` (for summaries and optimizers)."""
 
@@ -603,16 +568,13 @@ class NoOp(Quantizer):
 
     def __init__(self, precision: Optional[int] = None):
         super().__init__()
-        if precision is not None and (isinstance(precision, bool) or not isinstance(precision, (int, np.integer))
-                                      or precision < 1):
-            raise ValueError(f"NoOp: precision must be a positive integer or None, got {precision!r}")
-        self.precision = None if precision is None else int(precision)
+        self.precision = None if precision is None else _checks.positive_int("NoOp", "precision", precision)
 
     def forward(self, x):
         return _as_tensor(x)
 
 
-# ---- shifted thresholds (Kim et al. 2021) --------------------------------------------------------------------
+# ---- Shifted thresholds and the shifted hardtanh (Kim et al. 2021) -----------------------------------------------
 def _channel_view(values: Tensor, x: Tensor, who: str) -> Tensor:
     """Reshape per-channel values (C,) to (1, C, 1, ...) so they broadcast over an input (N, C[, H, W])."""
     (c,) = values.shape
@@ -632,6 +594,10 @@ class ShiftedThreshold(Quantizer):
     Args:
         quantizer: what :func:`get` accepts (default ``"ste_sign"``).
         shift: t, a number, or one per channel (shape (C,), for inputs (N, C[, H, W])).
+
+    Example:
+        >>> ShiftedThreshold("ste_sign", 1.2)(Tensor([1.0, 1.2, 2.0])).data
+        array([-1.,  1.,  1.], dtype=float32)
     """
 
     def __init__(self, quantizer="ste_sign", shift=0.0):
@@ -676,8 +642,7 @@ class TrainableThreshold(Quantizer):
 
     def __init__(self, num_channels: int, quantizer="ste_sign", init=0.0):
         super().__init__()
-        if isinstance(num_channels, bool) or not isinstance(num_channels, (int, np.integer)) or num_channels < 1:
-            raise ValueError(f"TrainableThreshold: num_channels must be a positive integer, got {num_channels!r}")
+        num_channels = _checks.positive_int("TrainableThreshold", "num_channels", num_channels)
         self.quantizer = get(quantizer)
         if self.quantizer is None:
             raise ValueError("TrainableThreshold: quantizer must not be None")
@@ -693,13 +658,26 @@ class TrainableThreshold(Quantizer):
         x = _as_tensor(x)
         return self.quantizer(x - _channel_view(self.threshold, x, "TrainableThreshold"))
 
-    def _plot_input(self, xs):
-        return np.repeat(xs[:, None], self.threshold.shape[0], axis=1)
-
     def extra_repr(self):
         return f"{super().extra_repr()}, num_channels={self.threshold.shape[0]}"
 
 
+def shifted_hardtanh(x, x_offset: float = 0.0, y_offset: float = 0.0, scale: float = 1.0) -> Tensor:
+    """hardtanh moved along x, along y, or widened: clip(x - x_offset, -scale, scale) + y_offset.
+
+    Kim et al. 2021, Fig. 1: (b) ``x_offset``, (c) ``y_offset``, (d) ``scale`` (the range [-scale, scale], slope
+    1). With x_offset = y_offset = scale = 3 it is ReLU6 = clip(x, 0, 6). Differentiable: slope 1 inside the
+    ramp (edges included, as in :func:`minibnn.clip`), 0 outside.
+
+    Example:
+        >>> shifted_hardtanh(Tensor([-1.0, 2.0, 9.0]), 3.0, 3.0, 3.0).data      # ReLU6
+        array([0., 2., 6.], dtype=float32)
+    """
+    scale = _checks.positive("shifted_hardtanh", "scale", scale)
+    return (_as_tensor(x) - x_offset).clip(-scale, scale) + y_offset
+
+
+@register("hard_tanh", "shifted_hardtanh", "ShiftedHardtanh")
 class ShiftedHardtanh(Quantizer):
     """The activation clip(x - x_offset, -scale, scale) + y_offset (Kim et al. 2021, Fig. 1); full precision.
 
@@ -710,81 +688,11 @@ class ShiftedHardtanh(Quantizer):
 
     def __init__(self, x_offset: float = 0.0, y_offset: float = 0.0, scale: float = 1.0):
         super().__init__()
-        if not scale > 0:
-            raise ValueError(f"ShiftedHardtanh: scale must be > 0, got {scale!r}")
-        self.x_offset, self.y_offset, self.scale = float(x_offset), float(y_offset), float(scale)
+        self.x_offset, self.y_offset = float(x_offset), float(y_offset)
+        self.scale = _checks.positive("ShiftedHardtanh", "scale", scale)
 
     def forward(self, x):
         return shifted_hardtanh(x, self.x_offset, self.y_offset, self.scale)
 
     def extra_repr(self):
         return f"x_offset={self.x_offset:g}, y_offset={self.y_offset:g}, scale={self.scale:g}"
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Registry: string names -> quantizer modules
-# --------------------------------------------------------------------------------------------------------------
-_REGISTRY = Registry("quantizer", base=Quantizer)
-register = _REGISTRY.register
-names = _REGISTRY.names
-
-
-def get(identifier, **kwargs):
-    """Turn a quantizer identifier into a quantizer.
-
-    Args:
-        identifier: a registered name (a *new* module each call, its ``name`` set to the identifier), a
-            Quantizer class (instantiated), a callable (a Quantizer or a function of a tensor; returned as it
-            is), or None (returned as None).
-        **kwargs: passed to the constructor (only with a name or a class), e.g. ``get("ste_sign", clip_value=2)``.
-
-    Raises:
-        ValueError: for an unknown name (the message lists the known ones).
-        TypeError: for anything else.
-
-    Example:
-        >>> get("ss_10")
-        SwishSign(name='ss_10', precision=1, beta=10, trainable=False)
-    """
-    quantizer = _REGISTRY.resolve(identifier, **kwargs)
-    if isinstance(identifier, str):
-        quantizer.name = identifier
-    return quantizer
-
-
-_partial = functools.partial
-register("ste_sign", "SteSign", "htanh")(SteSign)
-register("approx_sign", "ApproxSign", "bireal")(ApproxSign)
-register("tanh_sign", "TanhSign", "tanh")(TanhSign)
-register("swish_sign", "SwishSign", "ss_5")(_partial(SwishSign, beta=5.0))
-register("ss_10")(_partial(SwishSign, beta=10.0))
-register("ss_t")(_partial(SwishSign, beta=5.0, trainable=True))
-register("ste_heaviside", "SteHeaviside")(SteHeaviside)
-register("magnitude_aware_sign", "MagnitudeAwareSign")(MagnitudeAwareSign)
-register("ste_tern", "SteTern")(SteTern)
-register("dorefa_quantizer", "dorefa", "DoReFa", "DoReFaQuantizer")(DoReFa)
-register("noop", "no_op", "NoOp", "NoOpQuantizer")(NoOp)
-register("hard_tanh", "shifted_hardtanh", "ShiftedHardtanh")(ShiftedHardtanh)
-
-
-def plot_quantizers(quantizers: Sequence = ("htanh", "tanh", "bireal", "ss_5", "ss_10"),
-                    x_range: Tuple[float, float] = (-2.0, 2.0)):
-    """One row per quantizer: forward (left) and pseudo-gradient (right), like Darabi et al. 2018, Fig. 4.
-
-    Args:
-        quantizers: names or quantizer objects (anything :func:`get` accepts except None).
-        x_range: the interval of x to draw.
-
-    Returns:
-        The matplotlib figure.
-    """
-    plt = _pyplot()
-    qs = [get(q) for q in quantizers]
-    bad = [q for q in qs if not isinstance(q, Quantizer)]
-    if not qs or bad:
-        raise ValueError(f"plot_quantizers: needs at least one quantizer name or Quantizer, got {list(quantizers)}")
-    fig, axes = plt.subplots(len(qs), 2, figsize=(8, 2.6 * len(qs)), squeeze=False)
-    for q, row in zip(qs, axes):
-        q.plot(ax=row, x_range=x_range)
-    fig.tight_layout()
-    return fig

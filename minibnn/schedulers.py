@@ -26,27 +26,10 @@ import bisect
 import math
 from typing import Any, Dict, List, Sequence
 
+from . import _checks
 from .optim import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR"]
-
-
-def _check_int(owner: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    value = value.__index__()
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_float(owner: str, name: str, value, minimum: float = 0.0) -> float:
-    if isinstance(value, (bool, str)) or not hasattr(value, "__float__"):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
-    value = float(value)
-    if not value >= minimum:  # also rejects NaN
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
-    return value
 
 
 class LRScheduler:
@@ -107,8 +90,9 @@ class LRScheduler:
         if len(state["base_lrs"]) != len(self.optimizer.param_groups):
             raise ValueError(f"{name}: the saved state has {len(state['base_lrs'])} base learning rates, the "
                              f"optimizer has {len(self.optimizer.param_groups)} parameter groups")
-        self.last_epoch = _check_int(name, "last_epoch", state["last_epoch"], 0)
-        self.base_lrs = [_check_float(name, "base_lrs[i]", lr) for lr in state["base_lrs"]]
+        self.last_epoch = _checks.integer(name, "last_epoch", state["last_epoch"], 0)
+        self.base_lrs = [_checks.real(name, "base_lrs[i]", lr, minimum=0.0, finite=False)
+                         for lr in state["base_lrs"]]
         self._apply()
 
     def __repr__(self) -> str:
@@ -130,8 +114,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        self.step_size = _check_int("StepLR", "step_size", step_size, 1)
-        self.gamma = _check_float("StepLR", "gamma", gamma)
+        self.step_size = _checks.integer("StepLR", "step_size", step_size, 1)
+        self.gamma = _checks.real("StepLR", "gamma", gamma, minimum=0.0, finite=False)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -153,11 +137,11 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1):
-        milestones = [_check_int("MultiStepLR", "milestones[i]", m, 1) for m in milestones]
+        milestones = [_checks.integer("MultiStepLR", "milestones[i]", m, 1) for m in milestones]
         if milestones != sorted(set(milestones)):
             raise ValueError(f"MultiStepLR: milestones must be strictly increasing, got {milestones}")
         self.milestones = milestones
-        self.gamma = _check_float("MultiStepLR", "gamma", gamma)
+        self.gamma = _checks.real("MultiStepLR", "gamma", gamma, minimum=0.0, finite=False)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -182,8 +166,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):  # noqa: N803 - the usual name
-        self.T_max = _check_int("CosineAnnealingLR", "T_max", T_max, 1)
-        self.eta_min = _check_float("CosineAnnealingLR", "eta_min", eta_min)
+        self.T_max = _checks.integer("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = _checks.real("CosineAnnealingLR", "eta_min", eta_min, minimum=0.0, finite=False)
         super().__init__(optimizer)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:

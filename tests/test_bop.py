@@ -3,7 +3,6 @@ own direction (a hand-worked example, with ties, and a generated comparison with
 ratio of minibnn.metrics on the same example, and CaseOptimizer's routing, steps and saved state."""
 from __future__ import annotations
 
-import doctest
 import functools
 
 import numpy as np
@@ -19,7 +18,6 @@ from minibnn.metrics import FlipRatio
 from minibnn.optim import SGD, Adam
 from minibnn.quantized import BinaryLinear, QuantLinear
 from minibnn.schedulers import StepLR
-from minibnn import bop as bop_module
 from strategies import CHEAP, arrays
 
 F32 = np.float32
@@ -218,7 +216,3 @@ def test_scheduling_the_default_optimizer_of_a_case():
     assert opt.optimizers[-1].param_groups[0]["lr"] == 0.005
     assert [g.get("lr") for g in opt.param_groups] == [None, 0.005]
 
-
-def test_docstring_examples_of_bop():
-    result = doctest.testmod(bop_module)
-    assert result.failed == 0 and result.attempted > 0

@@ -92,7 +92,7 @@ def test_mlp_on_drawn_inputs_and_exact_ties(x, seed):
                             integer_means=True)
     packed = deploy.freeze(model, (30,))
     np.testing.assert_array_equal(packed(x), float_logits(model, x.astype(np.float32)))
-    x[0, 3] = np.nan      # a NaN input: sign(NaN) = -1 in the float model, and so in the packed one
+    x[0, 3] = np.nan      # a NaN input: sign(NaN) = +1 in the float model, and so in the packed one
     np.testing.assert_array_equal(packed(x), float_logits(model, x.astype(np.float32)))
 
 

@@ -4,7 +4,6 @@ constants, Bi-Real shortcuts); option errors; and one epoch of training a binary
 on a small synthetic image set, end to end."""
 from __future__ import annotations
 
-import doctest
 import functools
 
 import numpy as np
@@ -25,7 +24,6 @@ from minibnn.quantized import QuantConv2d, QuantLinear
 from minibnn.quantizers import ApproxSign, MagnitudeAwareSign
 from minibnn import summary
 from minibnn.training import evaluate, fit
-from minibnn import models as models_module
 
 # builder, its tiny arguments, and an input batch shape
 TINY = {
@@ -235,7 +233,3 @@ def test_one_epoch_of_binary_vgg_small_with_bop_through_fit():
         if isinstance(layer, (QuantLinear, QuantConv2d)):
             assert set(np.unique(layer.weight.data)) <= {-1.0, 1.0}  # Bop keeps its weights binary
 
-
-def test_docstring_examples_of_models():
-    result = doctest.testmod(models_module)
-    assert result.failed == 0 and result.attempted > 0

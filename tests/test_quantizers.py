@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minibnn import Module, Parameter, Tensor, gradcheck
-from minibnn import quantizers as q
+from minibnn import plotting, quantizers as q
 from minibnn.gradcheck import GradcheckError
 from strategies import CHEAP, MEDIUM, arrays, arrays_with, separated, shapes
 
@@ -21,7 +21,8 @@ def forward_backward(fn, x, upstream):
 
 
 def sign(x):
-    return np.where(x >= 0, 1.0, -1.0)
+    """sign with sign(0) = sign(-0.0) = +1 and sign(NaN) = +1 (the packing convention: the bit is x < 0)."""
+    return np.where(x < 0, -1.0, 1.0)
 
 
 # ---- forward: exact values ------------------------------------------------------------------------------------
@@ -38,6 +39,25 @@ def test_binary_forward_is_sign_with_sign_of_zero_plus_one(name, x):
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, sign(x32))
     assert set(np.unique(out)) <= {-1.0, 1.0}
+
+
+def test_sign_of_nan_is_plus_one_as_in_packing():
+    x = np.array([np.nan, -np.nan, -1.0, 0.0], dtype=np.float32)
+    for fn in (q.ste_sign, q.approx_sign, q.tanh_sign, q.swish_sign):
+        assert fn(Tensor(x[:2])).data.tolist() == [1.0, 1.0], fn
+    np.testing.assert_array_equal(q.ste_sign(Tensor(x)).data, [1.0, 1.0, -1.0, 1.0])
+    np.testing.assert_array_equal(q.ste_heaviside(Tensor(x)).data, [1.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(q.ste_tern(Tensor(x), 0.5).data, [1.0, 1.0, -1.0, 0.0])
+    np.testing.assert_array_equal(q.ste_sign(Tensor(x)).data < 0, x < 0)  # the packed bit of the input
+
+
+def test_one_dtype_rule_for_every_quantizer():
+    x64 = np.array([-1.0, 0.5, 2.0])
+    for fn in (q.ste_sign, q.approx_sign, q.tanh_sign, q.swish_sign, q.ste_heaviside, q.magnitude_aware_sign,
+               q.ste_tern, q.dorefa, q.shifted_hardtanh, q.NoOp()):
+        assert fn(x64).dtype == np.float64, fn
+        assert fn([-1.0, 0.5, 2.0]).dtype == np.float32, fn
+        assert fn(Tensor(x64.astype(np.float32))).dtype == np.float32, fn
 
 
 def test_sign_of_both_zeros_is_plus_one():
@@ -410,9 +430,9 @@ def test_bad_arguments_get_clear_errors():
         q.ste_sign(Tensor([1.0]), clip_value=-1)
     with pytest.raises(ValueError, match="beta must be > 0"):
         q.swish_sign(Tensor([1.0]), beta=0.0)
-    with pytest.raises(ValueError, match="k_bit must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="k_bit must be an int >= 1, got 0"):
         q.DoReFa(k_bit=0)
-    with pytest.raises(ValueError, match="mode must be 'activations' or 'weights'"):
+    with pytest.raises(ValueError, match="mode must be one of 'activations', 'weights'"):
         q.dorefa(Tensor([1.0]), mode="kernel")
     with pytest.raises(ValueError, match="scale must be > 0"):
         q.ShiftedHardtanh(scale=0)
@@ -434,11 +454,11 @@ def test_plots_draw_forward_and_pseudo_gradient():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    left, right = q.get("ss_5").plot(x_range=(-1.5, 1.5), num=31)
+    left, right = plotting.plot_quantizer(q.get("ss_5"), x_range=(-1.5, 1.5), num=31)
     (line,), (grad_line,) = left.get_lines()[:1], right.get_lines()[:1]
     np.testing.assert_array_equal(line.get_ydata(), sign(np.linspace(-1.5, 1.5, 31)))
     assert grad_line.get_ydata().max() == pytest.approx(5.0, rel=0.05)
-    fig = q.plot_quantizers(TABLE_1_NAMES + ["ste_tern", "dorefa", "magnitude_aware_sign"])
+    fig = plotting.plot_quantizers(TABLE_1_NAMES + ["ste_tern", "dorefa", "magnitude_aware_sign"])
     assert len(fig.axes) == 2 * 9
-    assert len(q.TrainableThreshold(3).plot()[0].get_lines()) >= 3
+    assert len(plotting.plot_quantizer(q.TrainableThreshold(3))[0].get_lines()) >= 3
     plt.close("all")

@@ -1,9 +1,7 @@
 """The name registry behind quantizers.get, constraints.get, init.get and models.get."""
-import doctest
 
 import pytest
 
-from minibnn import registry
 from minibnn.registry import Registry
 
 
@@ -36,6 +34,3 @@ def test_errors_name_what_was_given():
     with pytest.raises(TypeError, match="or class; got NoneType"):
         reg.resolve(None, allow_none=False)
 
-
-def test_docstring_example_runs():
-    assert doctest.testmod(registry).failed == 0

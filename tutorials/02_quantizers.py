@@ -38,7 +38,8 @@ import numpy as np
 
 from minibnn import Function, Tensor, gradcheck
 from minibnn import quantizers, theory
-from minibnn.quantizers import get, plot_quantizers, sign_swish
+from minibnn.plotting import plot_quantizers
+from minibnn.quantizers import get, sign_swish
 
 OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))
 OUT.mkdir(parents=True, exist_ok=True)
