@@ -22,7 +22,7 @@ SGD with momentum 0.9 and weight decay 5e-4, ``--set optimizer=sgd --set lrs='{"
 The metric is the test error (%) after the last epoch, mean ± std over seeds. Each run also measures the
 paper's geometry at initialisation on 256 training images: the share of (point, unit) pairs inside the
 activation's gradient window and the Gini coefficients of data and hyperplane equality
-(:mod:`minibnn.geometry`).
+(:mod:`minibnn.theory.geometry`).
 
 Run it:
 
@@ -195,14 +195,14 @@ def _initial_geometry(model, data, activation: str, seed: int, n_points: int = 2
 
     For every hidden layer with an activation in front (its ``input_quantizer``: ReLU, htanh or sign with the
     clipped STE), the pre-activations z of the batch give the pattern of (point, unit) pairs that pass gradient
-    (z > 0 for ReLU, |z| <= 1 for htanh and the STE; :func:`minibnn.geometry.activation_pattern`; for a
+    (z > 0 for ReLU, |z| <= 1 for htanh and the STE; :func:`minibnn.theory.geometry.activation_pattern`; for a
     convolution a unit is one (channel, position)). Returned, averaged over those layers: the share of active
     pairs, and the Gini coefficients of the per-point counts (data equality; 0 = every point reaches as many
     units) and of the per-unit counts (hyperplane equality; 0 = every unit sees as many points). Random biases
     should lower the first Gini and raise the second (Li & Partovi Nia, Secs. 3-4). BatchNorm statistics and
     parameters are restored afterwards, so training starts from the same state.
     """
-    from ..geometry import activation_pattern, data_equality, hyperplane_equality
+    from ..theory.geometry import activation_pattern, data_equality, hyperplane_equality
     from ..tensor import Tensor, no_grad
     from .runner import binary_layers
 
