@@ -15,7 +15,7 @@ import pytest
 import minibnn
 import minibnn.experiments as ex
 from minibnn import cli
-from minibnn.experiments import runner
+from minibnn.experiments import recipe, report, sweep
 
 try:
     import matplotlib  # noqa: F401
@@ -105,18 +105,18 @@ def test_summary_statistics_skip_non_finite_values():
     configs = [{"label": "a"}, {"label": "b"}]
     runs = [{"label": "a", "seed": 0, "x": 1.0}, {"label": "a", "seed": 1, "x": 3.0},
             {"label": "b", "seed": 0, "x": math.nan}, {"label": "b", "seed": 1, "x": 2.0}]
-    a, b = runner._summarise(configs, runs)
+    a, b = sweep._summarise(configs, runs)
     assert (a["x_mean"], a["x_std"], a["x_min"], a["x_max"], a["n"]) == (2.0, math.sqrt(2.0), 1.0, 3.0, 2)
     assert (b["x_mean"], b["x_std"]) == (2.0, 0.0)  # one finite value: std 0
 
 
 def test_csv_and_json_floats_load_back_bit_exact(tmp_path):
     values = [0.1, 1 / 3, 2.0 ** -40, 123456.789e10]
-    text = runner._csv([{"label": "x", "v": v} for v in values])
+    text = report._csv([{"label": "x", "v": v} for v in values])
     assert [float(r["v"]) for r in csv.DictReader(text.splitlines())] == values
-    assert json.loads(json.dumps(runner._jsonable({"v": values + [math.nan]})))["v"] == values + [None]
+    assert json.loads(json.dumps(report._jsonable({"v": values + [math.nan]})))["v"] == values + [None]
     path = tmp_path / "sub" / "f.txt"
-    runner.write_text(str(path), "hello")
+    report.write_text(str(path), "hello")
     assert path.read_text() == "hello" and os.listdir(path.parent) == ["f.txt"]  # no temporary file left
 
 
@@ -152,21 +152,21 @@ def test_mlp_only_sweeps_run_on_the_synthetic_sets():
 
 # ---- the studies' own mechanisms ------------------------------------------------------------------------------
 def test_random_bias_draws_norm_shifts_and_keeps_the_weights():
-    data = runner.load_data("digits", images=True, train_limit=64, test_limit=32)
+    data = recipe.load_data("digits", images=True, train_limit=64, test_limit=32)
     models = []
     for lam in (0.0, 2.0):
         minibnn.manual_seed(3)
-        model = runner.build_model("resnet", data, 0.25)
-        assert runner.randomize_norm_bias(model, lam, seed=3) == (0 if lam == 0 else len(runner.norm_layers(model)))
+        model = recipe.build_model("resnet", data, 0.25)
+        assert recipe.randomize_norm_bias(model, lam, seed=3) == (0 if lam == 0 else len(recipe.norm_layers(model)))
         models.append(model)
     plain, shifted = models
-    biases = np.concatenate([m.bias.data for _, m in runner.norm_layers(shifted)])
+    biases = np.concatenate([m.bias.data for _, m in recipe.norm_layers(shifted)])
     assert np.all(np.abs(biases) <= 2.0) and biases.std() > 0.5  # U[-2, 2]: std 2/sqrt(3)
-    assert all(np.all(m.bias.data == 0) for _, m in runner.norm_layers(plain))
+    assert all(np.all(m.bias.data == 0) for _, m in recipe.norm_layers(plain))
     for (name, p), (_, q) in zip(plain.named_parameters(), shifted.named_parameters()):
         if name.endswith("weight"):
             assert np.array_equal(p.data, q.data), name  # the same initial weights for every λ
-    assert not any(".shortcut" in f".{n}" for n, _ in runner.norm_layers(shifted))
+    assert not any(".shortcut" in f".{n}" for n, _ in recipe.norm_layers(shifted))
 
 
 def test_threshold_shift_trainable_threshold_is_minus_the_batchnorm_bias():

@@ -1,4 +1,4 @@
-"""The papers' experiments at classroom scale: one module per study, a shared runner, a command.
+"""The papers' experiments at classroom scale: one module per study, a shared recipe, sweep and report.
 
 =================  ========================================================  ==================================
 name               what it reproduces                                        module
@@ -16,10 +16,20 @@ ste-ablation       htanh / tanh / bireal / SS_5 / SS_10 / SS_t x R1 / R2 /   :mo
                    XNOR / none (Darabi et al. 2018, BNN+ Table 1)
 =================  ========================================================  ==================================
 
+What the studies share, one module each:
+
+=============  ==============================================================================================
+``studies``    the :class:`Study` base class and the registry ``STUDIES`` (``@STUDIES.register(NAME)``)
+``recipe``     the data, the models and one training run
+``sweep``      :func:`run_study`: one task per (config, seed), in this process or in worker processes
+``report``     the files: CSV, JSON, the paper-style Markdown table, the PNG plot
+``command``    ``minibnn experiment NAME`` (registered in :mod:`minibnn.cli`)
+=============  ==============================================================================================
+
 Every study runs offline on the bundled 8x8 digits by default (``dataset="mnist" | "fashion" | "cifar10"``
 with ``data_root`` for the real sets), in three sizes (``tiny``: seconds; ``quick``: minutes on 2 cores;
 ``full``), over several seeds in parallel processes, and writes CSV, JSON, a Markdown table laid out like the
-paper's (our numbers beside the paper's) and a PNG plot. See :mod:`.runner` for how.
+paper's (our numbers beside the paper's) and a PNG plot.
 
 Example:
     >>> import minibnn.experiments as ex
@@ -36,16 +46,13 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence, Union
 
-# the studies register themselves on import, in the order of the papers' sections
-from . import random_bias  # noqa: F401  isort: skip
-from . import init_variance  # noqa: F401  isort: skip
-from . import bn_ablation  # noqa: F401  isort: skip
-from . import threshold_shift  # noqa: F401  isort: skip
-from . import ste_ablation  # noqa: F401  isort: skip
-from . import command  # noqa: F401  (registers the "minibnn experiment" command)
-from .runner import DATASETS, SIZES, Result, Study, get_study, load_data, run_study, study_names
+# the studies register themselves on import
+from . import bn_ablation, init_variance, random_bias, ste_ablation, threshold_shift  # noqa: F401
+from .recipe import DATASETS, load_data
+from .studies import SIZES, STUDIES, Study, get_study, study_names
+from .sweep import Result, run_study
 
-__all__ = ["run", "names", "get_study", "Result", "Study", "SIZES", "DATASETS", "load_data"]
+__all__ = ["run", "names", "get_study", "Result", "Study", "STUDIES", "SIZES", "DATASETS", "load_data"]
 
 
 def names() -> list:

@@ -37,8 +37,11 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table, lr_of,
-                     register_study, train, width_of)
+from ..random import manual_seed
+from ..regularizers import BNNPlusRegularizer
+from .recipe import ARCH_TITLES, build_model, lr_of, train, width_of
+from .report import md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 #: Darabi et al.'s Table 1 (CIFAR-10 top-1 %): {scale: {ste: (AlexNet, DoReFa-Net)}}
 PAPER = {
@@ -60,8 +63,10 @@ _TRAINING = dict(batch_size=64, lrs={"mlp": 1e-3, "vgg-small": 5e-3}, milestones
                  reg_coefficient=5e-7)
 
 
+@STUDIES.register("ste-ablation")
 class SteAblation(Study):
     name = "ste-ablation"
+    position = 5
     title = "STE x weight scale / regularizer ablation (Darabi et al. 2018, BNN+ Table 1)"
     metric = "final_acc"
     sizes = {
@@ -81,8 +86,6 @@ class SteAblation(Study):
                 for arch in opts["archs"] for scale in opts["scales"] for ste in opts["stes"]]
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..random import manual_seed
-        from ..regularizers import BNNPlusRegularizer
 
         data = self.data(opts)
         scale = config["scale"]
@@ -171,6 +174,3 @@ class SteAblation(Study):
                             color="black" if bright else "white")
             ax.set_title(f"{ARCH_TITLES[arch]}: final test accuracy (%)")
             fig.colorbar(image, ax=ax)
-
-
-register_study(SteAblation())

@@ -45,14 +45,21 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (COMMON_OPTIONS, Study, binary_layers, build_model, fmt_pm, md_table,
-                     lr_of, norm_layers, register_study, train, width_of)
+from ..metrics import PlusOneFraction
+from ..quantizers import ShiftedThreshold, TrainableThreshold
+from ..random import manual_seed
+from ..tensor import Tensor, no_grad
+from .recipe import binary_layers, build_model, lr_of, norm_layers, train, width_of
+from .report import fmt_pm, md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 _TRAINING = dict(batch_size=64, lrs={"vgg-small": 5e-3}, milestones=(0.5, 0.75), arch="vgg-small")
 
 
+@STUDIES.register("threshold-shift")
 class ThresholdShift(Study):
     name = "threshold-shift"
+    position = 4
     title = "Shifted sign thresholds, max vs average pooling, trainable thresholds (Kim et al. 2021, Figs. 4, 6-8)"
     metric = "final_acc"
     sizes = {
@@ -76,9 +83,6 @@ class ThresholdShift(Study):
         return out
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..metrics import PlusOneFraction
-        from ..quantizers import ShiftedThreshold, TrainableThreshold
-        from ..random import manual_seed
 
         data = self.data(opts)
         manual_seed(seed)
@@ -222,7 +226,6 @@ class ThresholdShift(Study):
 
 
 def _forward_test_set(model, data) -> None:
-    from ..tensor import Tensor, no_grad
 
     model.eval()
     with no_grad():
@@ -277,6 +280,3 @@ def _mean(values: List[float]) -> float:
 
 def _num(value, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-register_study(ThresholdShift())
