@@ -168,3 +168,27 @@ def one_of_types(who: str, name: str, value: Any, types: Sequence[type], expecte
     if not isinstance(value, tuple(types)):
         raise TypeError(f"{who}: {name} must be {expected}, got {value!r} ({type(value).__name__})")
     return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command-line arguments (the minibnn command: cli, experiments) [theoryexp]
+# --------------------------------------------------------------------------------------------------------------
+def count_argument(text: str) -> int:
+    """``argparse`` ``type=`` for a count >= 1 (epochs, seeds, workers): ``"3"`` -> 3.
+
+    Anything else raises ``argparse.ArgumentTypeError``, which argparse turns into a one-line error naming the
+    option, and exit status 2.
+
+    Example:
+        >>> count_argument("3")
+        3
+    """
+    import argparse  # only the command line needs it
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value

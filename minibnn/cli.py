@@ -1,7 +1,8 @@
 """The ``minibnn`` command line: ``minibnn demo``, ``minibnn experiment NAME`` (or ``python -m minibnn ...``).
 
-A subcommand is a class with a one-line ``help``, ``add_arguments(parser)`` declaring its options on an
-``argparse`` parser, and ``run(args) -> int`` returning the exit code. It is defined where its code lives
+A subcommand is a class with a one-line ``help`` (and optionally an ``epilog`` of examples),
+``add_arguments(parser)`` declaring its options on an ``argparse`` parser, and ``run(args) -> int`` returning
+the exit code. It is defined where its code lives
 (``minibnn experiment`` in :mod:`minibnn.experiments.command`, ``minibnn demo`` below) and registered in the
 registry :data:`COMMANDS`, the same :class:`~minibnn.registry.Registry` that names quantizers, models and
 studies. :func:`main` builds the parser from the registry, so ``minibnn --help`` lists every subcommand.
@@ -26,6 +27,7 @@ from typing import List, Optional
 from threadpoolctl import threadpool_limits
 
 from . import __version__
+from ._checks import count_argument
 from .data import ArrayDataset, DataLoader, load_digits
 from .experiments.command import Experiment
 from .losses import CrossEntropyLoss
@@ -55,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         if not _NAME.match(name):
             raise ValueError(f"minibnn: a command name must be letters, digits and dashes, got {name!r}")
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help,
+                                             epilog=getattr(command, "epilog", None),
+                                             formatter_class=argparse.RawDescriptionHelpFormatter))
     return parser
 
 
@@ -90,9 +94,9 @@ class Demo:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
+        parser.add_argument("--epochs", type=count_argument, default=15, help="training epochs (default: 15)")
         parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (default: 0)")
-        parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+        parser.add_argument("--batch-size", type=count_argument, default=32, help="batch size (default: 32)")
         parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
 
@@ -103,8 +107,6 @@ class Demo:
         The matrices here are tiny (batch 32, width 256), where a second BLAS thread only adds
         synchronisation, and on a busy machine a lot of it; the demo therefore runs BLAS on one thread.
         """
-        if args.epochs < 1:
-            raise SystemExit(f"minibnn demo: --epochs must be >= 1, got {args.epochs}")
         with threadpool_limits(limits=1, user_api="blas"):
             return _train_demo(args)
 

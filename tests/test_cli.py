@@ -57,8 +57,12 @@ def test_no_command_prints_help_and_bad_options_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", "many"])
     assert exit_info.value.code == 2
-    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
-        cli.main(["demo", "--epochs", "0"])
+    capsys.readouterr()
+    for bad in (["--epochs", "0"], ["--batch-size", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["demo", *bad])
+        assert exit_info.value.code == 2
+        assert f"argument {bad[0]}: must be an integer >= 1, got '{bad[1]}'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
     assert exit_info.value.code == 0 and "minibnn" in capsys.readouterr().out

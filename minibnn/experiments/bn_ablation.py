@@ -59,6 +59,7 @@ def _variant(kind: str, multiplier: float) -> str:
 class BNAblation(Study):
     name = "bn-ablation"
     position = 3
+    choices = {"kinds": ("batchnorm", "glorot", "fixed", "centred", "none")}
     title = "BatchNorm ablation in binary networks: none / centred / fixed / Glorot scale (Sari et al. 2019, Table 2)"
     metric = "best_acc"
     sizes = {

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .. import _checks
 from .. import data as D
 from .. import models
 from ..data import ArrayDataset, DataLoader
@@ -113,8 +114,7 @@ def load_data(dataset: str = "digits", data_root: Optional[str] = None, images: 
         >>> d.input_shape, d.num_classes, len(d.y_train), len(d.y_test)
         ((1, 8, 8), 10, 1438, 359)
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    _checks.choice("load_data", "dataset", dataset, DATASETS)
     if images and dataset in _SYNTHETIC:
         raise ValueError(f"dataset {dataset!r} holds points, not images, and this experiment's models are "
                          f"convolutional; use digits, mnist, fashion or cifar10")
@@ -160,12 +160,10 @@ def train(model, data: Data, *, epochs: int, lr: float, batch_size: int, seed: i
         "diverged_epoch"}`` (accuracies in percent; ``diverged_epoch`` None if the loss stayed finite).
     """
     params = model.parameters()
-    if optimizer == "adam":
+    if _checks.choice("train", "optimizer", optimizer, ("adam", "sgd")) == "adam":
         opt = Adam(params, lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
-        raise ValueError(f"train: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        opt = SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = sorted({max(1, int(round(f * epochs))) for f in milestones if int(round(f * epochs)) < epochs})
     scheduler = MultiStepLR(opt, steps, gamma=0.1) if steps else None
     train_loader = DataLoader(ArrayDataset(data.x_train, data.y_train), batch_size, shuffle=True, seed=seed)
@@ -226,8 +224,7 @@ def build_model(arch: str, data: Data, width: float, **options: Any):
     ``options`` are the builders' common options (quantizers, inits, norm, pool, ...). Call
     ``minibnn.manual_seed(seed)`` first: the initial weights come from the library's generator.
     """
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    _checks.choice("build_model", "arch", arch, ARCHS)
     shape = data.input_shape
     if arch == "mlp":
         return models.bnn_mlp(int(np.prod(shape)), data.num_classes, width=width, **options)

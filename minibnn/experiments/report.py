@@ -2,7 +2,8 @@
 
 Into ``out_dir/<study>/`` go ``runs.csv`` (one row per run), ``summary.csv`` (one row per config),
 ``results.json`` (everything, per-epoch curves included), ``table.md`` (the study's paper-style table, with the
-paper's numbers beside ours) and ``plot.png`` (skipped, with a note in ``table.md``, without matplotlib). Files
+paper's numbers beside ours) and ``plot.png`` (skipped, with a note in ``table.md``, without matplotlib). The
+table and plot of the ``tiny`` size are marked as a smoke test whose numbers mean nothing. Files
 are written atomically; CSV and JSON floats are written with ``repr``, so they load back bit-exact. Timings go
 to ``results.json`` only, so ``runs.csv`` and ``summary.csv`` are byte-identical across reruns.
 
@@ -31,7 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .studies import Study
     from .sweep import Result
 
-__all__ = ["write_outputs", "write_text", "fmt_pm", "md_table", "is_scalar"]
+__all__ = ["write_outputs", "write_text", "fmt_pm", "md_table", "is_scalar", "SMOKE_TEST_NOTE", "SMOKE_TEST_PLOT"]
+
+#: the first line of a ``tiny`` table: the size checks that the code runs, not what the paper claims
+SMOKE_TEST_NOTE = ("> **Smoke test (size tiny): these numbers mean nothing.** A few hundred samples and one epoch "
+                   "check that the study runs end to end; accuracies are near chance and differences between rows "
+                   "are noise. Run the quick (default) or full size for results.")
+#: the title of a ``tiny`` plot
+SMOKE_TEST_PLOT = "SMOKE TEST (size tiny): these numbers mean nothing"
 
 
 def is_scalar(value: Any) -> bool:
@@ -106,6 +114,8 @@ def write_outputs(study: "Study", result: "Result", folder: str) -> Dict[str, st
     if plot_note is None:
         files["plot"] = plot_path
     markdown = study.markdown(result).rstrip() + "\n"
+    if result.size == "tiny":
+        markdown = SMOKE_TEST_NOTE + "\n\n" + markdown
     footer = (f"\n_{result.study}, size {result.size}, seeds {result.seeds}, dataset {result.options['dataset']}, "
               f"{len(result.runs)} runs on {result.workers} process{'es' * (result.workers > 1)} in "
               f"{result.seconds:.1f} s; mean ± std over seeds (std with ddof=1)._\n")
@@ -130,6 +140,8 @@ def _save_plot(study: "Study", result: "Result", path: str) -> Optional[str]:
         return "plot.png skipped: matplotlib is not installed (pip install matplotlib)."
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     study.plot(result, fig)
+    if result.size == "tiny":
+        fig.suptitle(SMOKE_TEST_PLOT, color="firebrick", fontweight="bold")
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=110)
     return None

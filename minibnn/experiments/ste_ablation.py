@@ -67,6 +67,7 @@ _TRAINING = dict(batch_size=64, lrs={"mlp": 1e-3, "vgg-small": 5e-3}, milestones
 class SteAblation(Study):
     name = "ste-ablation"
     position = 5
+    choices = {"stes": tuple(STE_TITLES), "scales": tuple(SCALE_TITLES)}
     title = "STE x weight scale / regularizer ablation (Darabi et al. 2018, BNN+ Table 1)"
     metric = "final_acc"
     sizes = {

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import _checks
 from .report import fmt_pm, is_scalar, write_outputs
 from .studies import get_study
 
@@ -187,7 +188,7 @@ def _check_seeds(seeds, default: int) -> List[int]:
     return out
 
 
-def run_study(name: str, *, seeds: Union[int, Sequence[int], None] = None, size: str = "full",
+def run_study(name: str, *, seeds: Union[int, Sequence[int], None] = None, size: str = "quick",
               out_dir: Optional[Union[str, os.PathLike]] = "results", workers: Optional[int] = None,
               progress: bool = True, write: bool = True, **overrides: Any) -> Result:
     """Run study ``name`` over its configs and seeds; write its files; return the :class:`Result`.
@@ -199,8 +200,7 @@ def run_study(name: str, *, seeds: Union[int, Sequence[int], None] = None, size:
     seeds = _check_seeds(seeds, study.default_seeds[size])
     if workers is None:
         workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = _checks.positive_int("run_study", "workers", workers)
     # load (and check) the data once here, so a missing file fails before any worker starts
     study.data(opts)
     configs = study.configs(opts)

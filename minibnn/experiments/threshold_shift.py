@@ -60,6 +60,7 @@ _TRAINING = dict(batch_size=64, lrs={"vgg-small": 5e-3}, milestones=(0.5, 0.75),
 class ThresholdShift(Study):
     name = "threshold-shift"
     position = 4
+    choices = {"pools": ("max", "avg")}
     title = "Shifted sign thresholds, max vs average pooling, trainable thresholds (Kim et al. 2021, Figs. 4, 6-8)"
     metric = "final_acc"
     sizes = {
