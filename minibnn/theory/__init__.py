@@ -15,6 +15,7 @@ One module per paper (texts in shared/papers/):
 =====================  ===================================================================================
 ``check``              the :class:`Check` type and the helpers every twin shares
 ``sari``               Sari, Belbahri & Partovi Nia 2019, "A Study on Binary Neural Networks Initialization"
+``sari_batchnorm``     the same paper's BatchNorm: eqs. 1-3, V(BN(s)), V(ŝ²), sign(BN(s)) as a threshold
 ``sari_network``       the same paper's eq. 1 and Theorem 1 on real minibnn networks
 ``bnn_plus``           Darabi, Belbahri, Courbariaux & Partovi Nia 2018, "BNN+: Improved Binary Network Training"
 ``kim``                Kim, Park, Lee & Kim 2021, "Improving Accuracy of BNNs using Unbalanced Activation
@@ -34,44 +35,63 @@ Example:
     True
 """
 from . import geometry
-from .bnn_plus import minimise_regularizer, optimal_scale, regularizer, signswish, signswish_grad, signswish_grad_zero
 from .check import DEFAULT_Z, Check
-from .kim import (measure_pooled_moments, measure_pooled_sign_fraction, measure_shifted_sign_fraction, pooled_moments,
-                  pooled_sign_fraction, shifted_sign_fraction, threshold_and_bias_gradients)
-from .random_bias import (datum_hyperplane_share, expected_active_share, hyperplane_data_share,
-                          measure_datum_hyperplane_share, measure_expected_active_share,
-                          measure_hyperplane_data_share)
-from .sari import (FoldedThreshold, apply_folded_threshold, batchnorm_backward, batchnorm_forward, bernoulli_mean,
-                   bernoulli_variance, binary_dot_mean, binary_dot_variance, bn_gradient_variance,
-                   bn_gradient_variance_as_printed, fold_bn_sign, gradient_variance, measure_bernoulli,
-                   measure_binary_dot, measure_bn_gradient_variance, measure_gradient_variance,
-                   measure_preactivation_variance, measure_theorem1, preactivation_variance,
-                   preactivation_variance_as_printed, sign_bn, sign_bn_as_printed, simulate_binary_mlp_gradients,
-                   theorem1_gradient_variance)
+from .sari import (NORM_VARIANTS, ablation_gradient_variance, bernoulli_mean, bernoulli_variance,
+                   binary_dot_distribution, binary_dot_mean, binary_dot_skewness, binary_dot_variance,
+                   gradient_variance, measure_ablation_gradient_variance, measure_bernoulli, measure_binary_dot,
+                   measure_binary_dot_skewness, measure_gradient_variance, measure_preactivation_variance,
+                   measure_theorem1, preactivation_variance, preactivation_variance_as_printed,
+                   simulate_ablation_gradients, simulate_binary_mlp_gradients, theorem1_gradient_variance)
+from .sari_batchnorm import (FoldedThreshold, apply_folded_threshold, batchnorm_backward, batchnorm_forward,
+                             binary_dot_square_variance, bn_gradient_variance, bn_gradient_variance_as_printed,
+                             bn_output_variance, fold_bn_sign, measure_binary_dot_square_variance,
+                             measure_bn_gradient_variance, measure_bn_output_variance, sign_bn, sign_bn_as_printed)
 from .sari_network import (ExactCheck, NetworkMoments, binary_dot_active_share, binary_mlp,
                            binary_preactivation_variance, check_batchnorm_backward_against_autograd,
                            clipped_ste_gradient_variance, measure_bn_top_layer_network,
                            measure_preactivation_variance_network, measure_theorem1_network, mlp_widths,
                            sample_binary_mlp)
+from .bnn_plus import (expected_regularizer, measure_regularizer, measure_ste_spread, minimise_regularizer,
+                       optimal_scale, regularizer, regularizer_gradient, signswish, signswish_closeness,
+                       signswish_grad, signswish_grad_zero, ste_spread)
+from .kim import (binary_dot_plus_share, clipped_normal_moments, hardtanh_skewness, leaky_relu_bn_sign_fraction,
+                  measure_binary_dot_plus_share, measure_hardtanh_skewness, measure_leaky_relu_bn_sign_fraction,
+                  measure_pooled_moments, measure_pooled_sign_fraction, measure_shifted_sign_fraction,
+                  pooled_moments, pooled_sign_fraction, relu6_skewness, shifted_sign_fraction,
+                  threshold_and_bias_gradients)
+from .random_bias import (datum_hyperplane_share, expected_active_share, hyperplane_data_share,
+                          measure_datum_hyperplane_share, measure_expected_active_share,
+                          measure_hyperplane_data_share)
 
 __all__ = [
-    "DEFAULT_Z", "Check", "ExactCheck", "FoldedThreshold", "NetworkMoments", "geometry",
+    "DEFAULT_Z", "Check", "geometry",
     # Sari et al. 2019
     "bernoulli_mean", "bernoulli_variance", "measure_bernoulli", "binary_dot_mean", "binary_dot_variance",
-    "measure_binary_dot", "preactivation_variance", "preactivation_variance_as_printed", "gradient_variance",
-    "measure_preactivation_variance", "measure_gradient_variance", "batchnorm_forward", "batchnorm_backward",
-    "bn_gradient_variance", "bn_gradient_variance_as_printed", "measure_bn_gradient_variance",
-    "theorem1_gradient_variance", "simulate_binary_mlp_gradients", "measure_theorem1", "fold_bn_sign",
+    "measure_binary_dot", "binary_dot_distribution", "binary_dot_skewness", "measure_binary_dot_skewness",
+    "preactivation_variance", "preactivation_variance_as_printed", "gradient_variance",
+    "measure_preactivation_variance", "measure_gradient_variance", "theorem1_gradient_variance",
+    "simulate_binary_mlp_gradients", "measure_theorem1", "NORM_VARIANTS", "ablation_gradient_variance",
+    "simulate_ablation_gradients", "measure_ablation_gradient_variance",
+    # Sari et al. 2019: BatchNorm
+    "batchnorm_forward", "batchnorm_backward", "bn_gradient_variance", "bn_gradient_variance_as_printed",
+    "measure_bn_gradient_variance", "bn_output_variance", "measure_bn_output_variance",
+    "binary_dot_square_variance", "measure_binary_dot_square_variance", "FoldedThreshold", "fold_bn_sign",
     "apply_folded_threshold", "sign_bn", "sign_bn_as_printed",
-    # ... on real networks
-    "check_batchnorm_backward_against_autograd", "mlp_widths", "binary_mlp", "sample_binary_mlp",
-    "binary_preactivation_variance", "binary_dot_active_share", "clipped_ste_gradient_variance",
-    "measure_theorem1_network", "measure_preactivation_variance_network", "measure_bn_top_layer_network",
-    # Darabi et al. 2018
-    "signswish", "signswish_grad", "signswish_grad_zero", "regularizer", "optimal_scale", "minimise_regularizer",
+    # Sari et al. 2019 on real networks
+    "ExactCheck", "check_batchnorm_backward_against_autograd", "mlp_widths", "binary_mlp", "NetworkMoments",
+    "sample_binary_mlp", "binary_preactivation_variance", "binary_dot_active_share",
+    "clipped_ste_gradient_variance", "measure_theorem1_network", "measure_preactivation_variance_network",
+    "measure_bn_top_layer_network",
+    # Darabi et al. 2018 (BNN+)
+    "signswish", "signswish_grad", "signswish_grad_zero", "regularizer", "regularizer_gradient",
+    "expected_regularizer", "measure_regularizer", "optimal_scale", "minimise_regularizer", "ste_spread",
+    "signswish_closeness", "measure_ste_spread",
     # Kim et al. 2021
     "shifted_sign_fraction", "measure_shifted_sign_fraction", "pooled_moments", "pooled_sign_fraction",
     "measure_pooled_moments", "measure_pooled_sign_fraction", "threshold_and_bias_gradients",
+    "clipped_normal_moments", "hardtanh_skewness", "relu6_skewness", "measure_hardtanh_skewness",
+    "binary_dot_plus_share", "measure_binary_dot_plus_share", "leaky_relu_bn_sign_fraction",
+    "measure_leaky_relu_bn_sign_fraction",
     # Li & Partovi Nia 2020
     "hyperplane_data_share", "datum_hyperplane_share", "expected_active_share", "measure_hyperplane_data_share",
     "measure_datum_hyperplane_share", "measure_expected_active_share",

@@ -1,11 +1,12 @@
-"""Sari, Belbahri & Partovi Nia 2019, "A Study on Binary Neural Networks Initialization": the closed forms.
+"""Sari, Belbahri & Partovi Nia 2019, "A Study on Binary Neural Networks Initialization": variance through depth.
 
-Transformed Bernoulli moments, the variance of a K-term binary dot product, pre-activation and gradient
-variance through depth (constant-variance init, Table 1), BatchNorm's backward (eq. 1) and its gradient
-variance (eq. 3), Theorem 1 (gradient variance with and without BatchNorm) and sign(BN(s)) as an integer
-threshold (eq. 2). Each formula has a ``measure_...`` Monte-Carlo twin returning a :class:`~minibnn.theory.check.Check`;
-where the printed formula is garbled or measurably wrong, the docstring gives the corrected one and the printed
-one is kept as ``..._as_printed``. The same experiments run through real minibnn networks live in
+Transformed Bernoulli moments, the distribution of a K-term binary dot product (its variance, its symmetry),
+pre-activation and gradient variance through depth (constant-variance init, Table 1), Theorem 1 (gradient
+variance with and without BatchNorm) and the gradient variance of each BatchNorm ablation of Table 2 (none,
+centred only, fixed scale K, Glorot-like scale). Each formula has a ``measure_...`` Monte-Carlo twin returning a
+:class:`~minibnn.theory.check.Check`; where the printed formula is garbled or measurably wrong, the docstring
+gives the corrected one and the printed one is kept as ``..._as_printed``. BatchNorm itself (eqs. 1-3) is in
+:mod:`minibnn.theory.sari_batchnorm`; the same experiments on real minibnn networks in
 :mod:`minibnn.theory.sari_network`.
 
 Conventions: sign(0) = +1; a network has widths (K_0, ..., K_L), layer l = 1..L has weights W^l of shape
@@ -22,13 +23,14 @@ Example:
 from __future__ import annotations
 
 import math
-from fractions import Fraction
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy import stats
 
 from .check import (DEFAULT_Z, ArrayLike, Check, as_generator, binary_sign, down_from_top, draw_weights,
                     int_at_least, layer_widths, mean_check, per_layer, probability, replicate_checks, variance_check)
+from .sari_batchnorm import batchnorm_backward, batchnorm_forward
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -119,6 +121,60 @@ def measure_binary_dot(k: int, p_w: float = 0.5, p_x: float = 0.5, n: int = 50_0
     s = (w * x).sum(axis=1, dtype=np.int64)
     return (mean_check(f"binary dot mean (K={k})", binary_dot_mean(k, p_w, p_x), s, z),
             variance_check(f"binary dot variance (K={k})", binary_dot_variance(k, p_w, p_x), s, z))
+
+
+def binary_dot_distribution(k: int, p_w: float = 0.5, p_x: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
+    """(support, probabilities) of s = Σ_{i=1}^K w_i·x_i for i.i.d. binary w, x (Sari et al. 2019, sec. 2).
+
+    Each product is +1 with probability q = p_w·p_x + (1 - p_w)(1 - p_x), so s = 2N - K with
+    N ~ Binomial(K, q): support -K, -K + 2, ..., K. "The sum of K such binary variables is also symmetric about
+    zero" holds exactly when q = 1/2, that is when p_w = 1/2 or p_x = 1/2: P(s) = P(-s) term by term
+    (:func:`binary_dot_skewness` is then 0).
+
+    Example:
+        >>> support, pmf = binary_dot_distribution(2)
+        >>> support.tolist(), pmf.tolist()
+        ([-2, 0, 2], [0.25, 0.5, 0.25])
+    """
+    k = int_at_least("k", k)
+    q = 0.5 * (1.0 + bernoulli_mean(p_w) * bernoulli_mean(p_x))
+    n = np.arange(k + 1)
+    return 2 * n - k, stats.binom.pmf(n, k, q)
+
+
+def binary_dot_skewness(k: int, p_w: float = 0.5, p_x: float = 0.5) -> float:
+    """Skewness of a K-term binary dot product: (1 - 2q)/sqrt(K·q(1 - q)), q as in :func:`binary_dot_distribution`.
+
+    0 if and only if q = 1/2 (the symmetric case); it fades as 1/sqrt(K) otherwise.
+
+    Example:
+        >>> binary_dot_skewness(16), round(binary_dot_skewness(16, p_w=0.9, p_x=0.9), 4)
+        (0.0, -0.4165)
+    """
+    k = int_at_least("k", k)
+    q = 0.5 * (1.0 + bernoulli_mean(p_w) * bernoulli_mean(p_x))
+    if q in (0.0, 1.0):
+        raise ValueError(f"binary_dot_skewness: s is constant (P(w·x = +1) = {q}); its skewness is undefined")
+    return float((1.0 - 2.0 * q) / math.sqrt(k * q * (1.0 - q)))
+
+
+def measure_binary_dot_skewness(k: int, p_w: float = 0.5, p_x: float = 0.5, n: int = 100_000,
+                                rng: Optional[np.random.Generator] = None, z: float = DEFAULT_Z) -> Check:
+    """Draw n binary dot products; check the third standardised moment E(((s - E s)/sd(s))³) (population
+    mean and sd, so each cube is an i.i.d. sample of it).
+
+    Example:
+        >>> measure_binary_dot_skewness(8, p_w=0.8, p_x=0.7, n=20_000, rng=np.random.default_rng(0)).agrees
+        True
+    """
+    predicted = binary_dot_skewness(k, p_w, p_x)
+    rng = as_generator(rng)
+    shape = (int_at_least("n", n, 2), k)
+    w = np.where(rng.random(shape) < probability("p_w", p_w), 1.0, -1.0)
+    x = np.where(rng.random(shape) < probability("p_x", p_x), 1.0, -1.0)
+    s = np.sum(w * x, axis=1)
+    cubes = ((s - binary_dot_mean(k, p_w, p_x)) / math.sqrt(binary_dot_variance(k, p_w, p_x))) ** 3
+    return mean_check(f"binary dot skewness (K={k}, p_w={p_w}, p_x={p_x})", predicted, cubes, z)
 
 
 def preactivation_variance(widths: Sequence[int], weight_var: ArrayLike, input_var: float = 1.0) -> np.ndarray:
@@ -248,130 +304,6 @@ def measure_gradient_variance(widths: Sequence[int], weight_var: ArrayLike, top_
     return replicate_checks("gradient variance", gradient_variance(widths, v, top_var), out, z)
 
 
-# batchnorm_forward / batchnorm_backward are eq. 1 written out in NumPy, deliberately apart from
-# layers.BatchNorm1d and functional.batch_norm: check_batchnorm_backward_against_autograd compares the two.
-def batchnorm_forward(s: np.ndarray, gamma: ArrayLike = 1.0, beta: ArrayLike = 0.0, eps: float = 0.0,
-                      axis: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """z = γ·ŝ + β with ŝ = (s - μ̂)/σ̂, μ̂ and σ̂² the batch mean and (biased) variance (Sari et al. 2019, sec. 2).
-
-    σ̂ = sqrt(var + eps). Statistics are taken over ``axis`` (the batch axis), per feature.
-
-    Returns:
-        (z, s_hat, std) with std keeping the reduced axis (for broadcasting in the backward).
-
-    Example:
-        >>> z, s_hat, std = batchnorm_forward(np.array([[1.0], [3.0]]))
-        >>> z.ravel(), std.ravel()
-        (array([-1.,  1.]), array([1.]))
-    """
-    s = np.asarray(s, dtype=np.float64)
-    mean = s.mean(axis=axis, keepdims=True)
-    std = np.sqrt(s.var(axis=axis, keepdims=True) + eps)
-    if np.any(std == 0):
-        raise FloatingPointError("batchnorm_forward: a feature has zero batch variance and eps=0; "
-                                 "use eps > 0 or a batch whose values differ")
-    s_hat = (s - mean) / std
-    return np.asarray(gamma) * s_hat + np.asarray(beta), s_hat, std
-
-
-def batchnorm_backward(grad_z: np.ndarray, s_hat: np.ndarray, std: np.ndarray, gamma: ArrayLike = 1.0,
-                       axis: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The BatchNorm backward of Sari et al. 2019, eq. 1, with the parameter gradients above it.
-
-        dL/ds_b = (γ/σ̂)·(g_b - (1/B)·Σ_{b'} g_{b'} - ŝ_b·(1/B)·Σ_{b'} g_{b'} ŝ_{b'}),   g = dL/dz
-        dL/dβ = Σ_b g_b,    dL/dγ = Σ_b g_b ŝ_b
-
-    Eq. 1 is printed correctly. It also holds with eps > 0 provided ŝ and σ̂ are the forward's (σ̂ including
-    eps): dŝ_b/ds_j = (δ_bj - 1/B)/σ̂ - ŝ_b ŝ_j/(Bσ̂) either way.
-
-    Args:
-        grad_z: dL/dz, same shape as the forward input.
-        s_hat, std: from :func:`batchnorm_forward`.
-        gamma: the scale γ (per feature).
-        axis: the batch axis used in the forward.
-
-    Returns:
-        (dL/ds, dL/dγ, dL/dβ); the last two are reduced over ``axis``.
-
-    Example:
-        >>> z, s_hat, std = batchnorm_forward(np.array([[0.0], [1.0], [5.0]]))
-        >>> grad_s, grad_gamma, grad_beta = batchnorm_backward(np.ones((3, 1)), s_hat, std)
-        >>> np.allclose(grad_s, 0.0), grad_beta.ravel()
-        (True, array([3.]))
-    """
-    grad_z = np.asarray(grad_z, dtype=np.float64)
-    if grad_z.shape != s_hat.shape:
-        raise ValueError(f"batchnorm_backward: grad_z has shape {grad_z.shape}, expected s_hat's {s_hat.shape}")
-    mean_g = grad_z.mean(axis=axis, keepdims=True)
-    mean_gs = (grad_z * s_hat).mean(axis=axis, keepdims=True)
-    grad_s = np.asarray(gamma) / std * (grad_z - mean_g - s_hat * mean_gs)
-    return grad_s, (grad_z * s_hat).sum(axis=axis), grad_z.sum(axis=axis)
-
-
-def bn_gradient_variance(batch_size: int, gamma: float = 1.0, std: float = 1.0,
-                         upstream_var: float = 1.0) -> float:
-    """V(dL/ds_b) through BatchNorm, averaged over the batch: (γ/σ̂)²·(B - 2)/B·V(dL/dz) (corrects eq. 3).
-
-    Sari et al. 2019, eq. 3 (and the proof of Theorem 1), print
-        V(dL/ds^l) = (γ/(Bσ̂))²·{B² + 2B - 1 + V(ŝ²)}·K_{l+1}V(w^{l+1})V(dL/ds^{l+1}),
-    whose BatchNorm factor exceeds (γ/σ̂)² for every B (see :func:`bn_gradient_variance_as_printed`). Measured,
-    the factor is below (γ/σ̂)²: the three terms of eq. 1 are negatively correlated, and the printed form adds
-    their variances as if they were independent.
-
-    Derivation (eps = 0, σ̂ and ŝ of the batch held fixed, upstream gradients g_b i.i.d. with mean 0 and
-    variance v, independent of s): eq. 1 reads dL/ds = (γ/σ̂)·P g with P = I - 11ᵀ/B - ŝŝᵀ/B. Because
-    1ᵀŝ = 0 and |1|² = |ŝ|² = B, P is the orthogonal projection off span{1, ŝ}, so
-    Cov(dL/ds) = (γ/σ̂)² v P and V(dL/ds_b) = (γ/σ̂)² v (1 - 1/B - ŝ_b²/B); the batch average is
-    (γ/σ̂)² v (B - 2)/B. Pass upstream_var = K_{l+1}·V(w^{l+1})·V(dL/ds^{l+1}) to get eq. 3's full right side.
-    Both forms tend to (γ/σ̂)²·upstream_var as B → ∞, which is all Theorem 1 uses.
-
-    Example:
-        >>> bn_gradient_variance(8)
-        0.75
-    """
-    b = int_at_least("batch_size", batch_size, 2)
-    return (float(gamma) / float(std)) ** 2 * (b - 2) / b * float(upstream_var)
-
-
-def bn_gradient_variance_as_printed(batch_size: int, gamma: float = 1.0, std: float = 1.0,
-                                    upstream_var: float = 1.0, var_s_hat_sq: float = 2.0) -> float:
-    """Sari et al. 2019, eq. 3 as printed: (γ/(Bσ̂))²·{B² + 2B - 1 + V(ŝ²)}·upstream_var.
-
-    ``var_s_hat_sq`` is V(ŝ²) (2 for Gaussian pre-activations). Kept to show that it is measurably wrong at
-    finite B (see :func:`bn_gradient_variance`).
-
-    Example:
-        >>> bn_gradient_variance_as_printed(8)
-        1.265625
-    """
-    b = int_at_least("batch_size", batch_size, 2)
-    return (float(gamma) / (b * float(std))) ** 2 * (b * b + 2 * b - 1 + float(var_s_hat_sq)) * float(upstream_var)
-
-
-def measure_bn_gradient_variance(s: np.ndarray, gamma: float = 1.0, upstream_var: float = 1.0,
-                                 n_draws: int = 4000, rng: Optional[np.random.Generator] = None,
-                                 z: float = DEFAULT_Z) -> Check:
-    """Hold one batch s (shape (B,)) fixed, draw i.i.d. upstream gradients, back-propagate with eq. 1.
-
-    Each draw g ~ N(0, upstream_var)^B gives T = mean_b (dL/ds_b)²; E(T) is the batch-averaged variance
-    (mean zero exactly), predicted by :func:`bn_gradient_variance` with this batch's σ̂.
-
-    Example:
-        >>> s = np.random.default_rng(0).normal(size=6)
-        >>> measure_bn_gradient_variance(s, n_draws=2000, rng=np.random.default_rng(1)).agrees
-        True
-    """
-    s = np.asarray(s, dtype=np.float64)
-    if s.ndim != 1 or s.size < 2:
-        raise ValueError(f"s must be one batch of shape (B,) with B >= 2, got shape {s.shape}")
-    rng = as_generator(rng)
-    _, s_hat, std = batchnorm_forward(s[:, None], gamma)
-    g = rng.normal(0.0, math.sqrt(float(upstream_var)), (int_at_least("n_draws", n_draws, 2), s.size, 1))
-    grad_s, _, _ = batchnorm_backward(g, np.broadcast_to(s_hat, g.shape), std, gamma, axis=1)
-    predicted = bn_gradient_variance(s.size, gamma, float(std.ravel()[0]), upstream_var)
-    return mean_check(f"BatchNorm gradient variance (B={s.size})", predicted, np.mean(grad_s ** 2, axis=(1, 2)), z)
-
-
 def theorem1_gradient_variance(widths: Sequence[int], batchnorm: bool, top_var: float = 1.0) -> np.ndarray:
     """Gradient variance per layer in a binary MLP at initialization (Sari et al. 2019, Theorem 1).
 
@@ -383,12 +315,23 @@ def theorem1_gradient_variance(widths: Sequence[int], batchnorm: bool, top_var: 
     without BatchNorm and vanishes with it (see :func:`measure_theorem1_network`). The second assumes,
     as the proof does, that each batch variance σ̂_l² equals K_{l-1} (the population variance of a K_{l-1}-term
     binary dot product), so each layer multiplies by K_{l+1}/K_{l-1}; the finite-batch terms vanish as B → ∞.
-    Measured at finite width this limit is *not* reached as B grows: beyond the first layer the activations
-    of one layer are correlated across the batch, σ̂² fluctuates from neuron to neuron, and
-    E(1/σ̂²) > 1/K_{l-1} (Jensen). Each such layer adds a relative excess of roughly 1.5/K_{l-1} (measured:
-    +23% at K = 8, +8.5% at K = 16, +2.6% at K = 64, B = 128), on top of a +1/B effect. The theorem's
-    conclusion — no explosion with BatchNorm, Π K explosion without — stands. The same holds on real minibnn
-    networks (:func:`measure_theorem1_network`, whose docstring has the numbers).
+    Measured at finite width this limit is *not* reached as B grows. The excess has two parts:
+
+    * a forward factor at each layer: one BatchNorm step down multiplies the variance by
+      (B-2)/B·E(K_{l-1}/σ̂_l²)·K_{l+1}/K_{l-1} (:func:`~minibnn.theory.sari_batchnorm.bn_gradient_variance` with
+      the batch's σ̂) instead of K_{l+1}/K_{l-1}. Beyond the first layer the samples of a batch went through the
+      same random weights, σ̂² fluctuates from neuron to neuron and E(K/σ̂²) > 1 (Jensen), more so the deeper
+      the forward pass that fed the layer, so the excess depends on the depth, not on K alone;
+    * a backward deficit at the first layer: there the upstream gradient g^2(W^2)ᵀ is not independent of the
+      normalised input ŝ^1 (W^2 carried sign(ŝ^1) forward), and BatchNorm's backward removes its component
+      along ŝ^1, so layer 1 gets less than the forward factor says.
+
+    Measured (K = 8, B = 128, 400 networks, :func:`simulate_binary_mlp_gradients`), the relative excess of
+    V(g^l) for l = 1, ..., L-1 is +20%, +18% at L = 3; +31%, +46%, +22% at L = 4; +36%, +63%, +59%, +28% at
+    L = 5: the first step down alone (l = L-1) grows from +17% to +29% with depth, and the step to l = 1 is
+    smaller than the one above it. The theorem's conclusion — no explosion with BatchNorm, Π K explosion
+    without — stands. The same holds on real minibnn networks (:func:`measure_theorem1_network`, whose
+    docstring has more numbers).
 
     Returns:
         float64 array of length L: V(g^1), ..., V(g^L) (the last equals top_var).
@@ -459,88 +402,119 @@ def measure_theorem1(widths: Sequence[int], batch: int, batchnorm: bool, n_nets:
     return replicate_checks(name, theorem1_gradient_variance(widths, batchnorm, top_var), per_net, z)
 
 
+#: the BatchNorm variants of Sari et al.'s Table 2 (their names in :mod:`minibnn.experiments.bn_ablation`)
+NORM_VARIANTS = ("none", "centred", "fixed", "glorot", "batchnorm")
 
 
-class FoldedThreshold(NamedTuple):
-    """sign(BN(s)) folded into integer comparisons, one entry per channel (see :func:`fold_bn_sign`).
-
-    direction +1: output +1 iff s >= threshold; -1: output +1 iff s <= threshold; 0: output ``constant``.
-    """
-
-    threshold: np.ndarray    # int64
-    direction: np.ndarray    # int8 in {+1, -1, 0}
-    constant: np.ndarray     # int8 in {+1, -1}, used where direction == 0
+def _variant(norm: str) -> str:
+    if norm not in NORM_VARIANTS:
+        raise ValueError(f"norm must be one of {', '.join(NORM_VARIANTS)}, got {norm!r}")
+    return norm
 
 
-_INT_LIMIT = 2 ** 62
+def ablation_gradient_variance(widths: Sequence[int], norm: str, batch: int, top_var: float = 1.0,
+                               multiplier: float = 1.0) -> np.ndarray:
+    """Gradient variance per layer for each BatchNorm ablation of Sari et al. 2019, Table 2 (binary MLP at init).
 
+    The network of :func:`simulate_binary_mlp_gradients` (binary ±1 weights, sign activations, identity STE),
+    with after each s^l one of:
 
-def fold_bn_sign(gamma: ArrayLike, beta: ArrayLike, mean: ArrayLike, std: ArrayLike) -> FoldedThreshold:
-    """Fold sign(γ(s - μ)/σ + β) for integer s into an integer threshold per channel (Sari et al. 2019, eq. 2).
+    =============  ==============================  =====================================================
+    ``norm``       z^l =                           V(g^l) for l < L
+    =============  ==============================  =====================================================
+    ``none``       s^l                             V(g^L)·Π_{l'=l+1}^{L} K_{l'}             (explodes)
+    ``centred``    s^l - μ̂                         V(g^L)·(B-1)/B·Π_{l'=l+1}^{L} K_{l'}     (explodes)
+    ``fixed``      (s^l - μ̂)/sqrt(c·K_{l-1})       V(g^L)·(B-1)/B·Π_{l'=l}^{L-1} K_{l'+1}/(c·K_{l'-1})
+    ``glorot``     (s^l - μ̂)/sqrt(K_{l+1})         V(g^L)·(B-1)/B                            (constant)
+    ``batchnorm``  (s^l - μ̂)/σ̂                     Theorem 1's limit (:func:`theorem1_gradient_variance`)
+    =============  ==============================  =====================================================
 
-    With τ = μ - σβ/γ and sign(0) = +1:
-        γ > 0:  +1  iff  s >= τ  iff  s >= ⌈τ⌉
-        γ < 0:  +1  iff  s <= τ  iff  s <= ⌊τ⌋            (dividing by γ < 0 flips the comparison)
-        γ = 0:  the output is the constant sign(β)
-    Eq. 2 prints "s >= [τ], [·] round to nearest" for every γ. Round-to-nearest is wrong for integer s
-    (τ = 2.3 rounds to 2, but s = 2 < τ gives -1), and so is the unflipped comparison when γ < 0; the
-    threshold is ⌈τ⌉ (or ⌊τ⌋). See :func:`sign_bn_as_printed`; the tests find counterexamples to it.
+    The first four are exact at any batch size B: with the identity STE the backward does not depend on the
+    forward, the centring's backward is the projection I - 11ᵀ/B over the batch, which takes (B-1)/B of the
+    variance once (the gradient is then centred, and stays so through the next W, so later centrings do
+    nothing), and each W^{l+1} (independent, ±1) multiplies the variance by K_{l+1}. ``fixed`` divides by
+    c·K_{l-1}, the population variance of s^l (the paper's fixed scale; c = 2 or 3 are its "2K_{l-1}" and
+    "3K_{l-1}"), giving Theorem 1's BatchNorm product times (B-1)/B; ``glorot`` divides by K_{l+1} (the
+    paper: "divide the centered activations by sqrt(K_{l+1}) to simulate Glorot"), which cancels the K_{l+1}
+    of W^{l+1}. ``batchnorm`` uses the batch's σ̂, which depends on the forward pass: only the B → ∞,
+    K → ∞ limit is closed form, and measured values exceed it (see :func:`theorem1_gradient_variance`).
+    No BatchNorm and centring only explode as Π K; the fixed and Glorot-like scales do not — Table 2's
+    finding that the scale, not the centring, is what trains.
 
-    τ is computed in exact rational arithmetic from the float64 values given, so the folding agrees with the
-    real-number BN on every integer |s| < 2^62, ties included. ``std`` is σ = sqrt(running_var + eps) > 0.
+    Returns:
+        float64 array of length L: V(g^1), ..., V(g^L) (the last equals top_var).
 
     Example:
-        >>> f = fold_bn_sign(gamma=[2.0, -1.0, 0.0], beta=[-0.5, 0.5, -1.0], mean=[1.0, 0.0, 0.0], std=[2.0, 1.0, 1.0])
-        >>> f.threshold, f.direction
-        (array([2, 0, 0]), array([ 1, -1,  0], dtype=int8))
-        >>> apply_folded_threshold(np.array([[1, 0, 5], [2, 1, 5]]), f)
-        array([[-1,  1, -1],
-               [ 1, -1, -1]], dtype=int8)
+        >>> ablation_gradient_variance((16, 32, 16, 8), "centred", batch=4)
+        array([96.,  6.,  1.])
+        >>> ablation_gradient_variance((16, 32, 16, 8), "glorot", batch=4)
+        array([0.75, 0.75, 1.  ])
     """
-    g, b, m, sd = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=np.float64))
-                                        for v in (gamma, beta, mean, std)))
-    for name, v in (("gamma", g), ("beta", b), ("mean", m), ("std", sd)):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"fold_bn_sign: {name} must be finite, got {v}")
-    if np.any(sd <= 0):
-        raise ValueError(f"fold_bn_sign: std must be > 0 (sqrt(running_var + eps)), got {sd}")
-    shape = g.shape
-    threshold = np.zeros(shape, dtype=np.int64)
-    direction = np.zeros(shape, dtype=np.int8)
-    constant = np.where(b >= 0, 1, -1).astype(np.int8)
-    for i in np.ndindex(shape):
-        if g[i] == 0:
-            continue
-        tau = Fraction(m[i]) - Fraction(sd[i]) * Fraction(b[i]) / Fraction(g[i])
-        t = math.ceil(tau) if g[i] > 0 else math.floor(tau)
-        threshold[i] = min(max(t, -_INT_LIMIT), _INT_LIMIT)
-        direction[i] = 1 if g[i] > 0 else -1
-    return FoldedThreshold(threshold.reshape(shape), direction, constant)
+    widths = layer_widths(widths)
+    norm = _variant(norm)
+    if norm == "none":
+        return gradient_variance(widths, 1.0, top_var)
+    if norm == "batchnorm":
+        return theorem1_gradient_variance(widths, True, top_var)
+    b = int_at_least("batch", batch, 2)
+    c = float(multiplier)
+    if not c > 0:
+        raise ValueError(f"multiplier must be > 0, got {multiplier!r}")
+    k = np.asarray(widths, dtype=np.float64)
+    if norm == "centred":
+        out = gradient_variance(widths, 1.0, top_var)
+    elif norm == "fixed":
+        out = down_from_top(k[2:] / (c * k[:-2]), top_var)
+    else:  # glorot
+        out = np.full(len(widths) - 1, float(top_var))
+    out[:-1] *= (b - 1) / b
+    return out
 
 
-def apply_folded_threshold(s: np.ndarray, folded: FoldedThreshold) -> np.ndarray:
-    """±1 (int8) from integer dot products s (channels on the last axis) and a :class:`FoldedThreshold`."""
-    s = np.asarray(s)
-    if not np.issubdtype(s.dtype, np.integer):
-        raise TypeError(f"apply_folded_threshold: s must hold integers (binary dot products), got {s.dtype}")
-    if s.shape[-1:] != folded.threshold.shape[-1:]:
-        raise ValueError(f"apply_folded_threshold: s has {s.shape[-1:]} channels on its last axis, "
-                         f"the folding has {folded.threshold.shape}")
-    s = s.astype(np.int64)
-    up = np.where(folded.direction > 0, s >= folded.threshold, s <= folded.threshold)
-    out = np.where(folded.direction == 0, folded.constant == 1, up)
-    return np.where(out, 1, -1).astype(np.int8)
+def simulate_ablation_gradients(widths: Sequence[int], batch: int, norm: str, n_nets: int = 200,
+                                top_var: float = 1.0, multiplier: float = 1.0,
+                                rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Mean squared gradient per layer for a Table 2 variant: an (n_nets, L) array (see
+    :func:`ablation_gradient_variance`).
+
+    ``batchnorm`` runs :func:`simulate_binary_mlp_gradients` (its backward needs the forward's σ̂). The other
+    variants run the backward alone, which is all they depend on with the identity STE: g^L ~ N(0, top_var),
+    then g^l = scale_l·C(g^{l+1}(W^{l+1})ᵀ) with C the centring over the batch (not for ``none``).
+    """
+    widths = layer_widths(widths)
+    norm = _variant(norm)
+    if norm == "batchnorm":
+        return simulate_binary_mlp_gradients(widths, batch, True, n_nets, top_var, rng)
+    rng = as_generator(rng)
+    r, b, n_layers = int_at_least("n_nets", n_nets, 2), int_at_least("batch", batch, 2), len(widths) - 1
+    g = rng.normal(0.0, math.sqrt(float(top_var)), (r, b, widths[-1]))
+    out = np.empty((r, n_layers))
+    out[:, -1] = np.mean(g * g, axis=(1, 2))
+    for l in range(n_layers - 1, 0, -1):         # W^{l+1} has index l; it maps g^{l+1} to g^l
+        w = binary_sign(rng.standard_normal((r, widths[l], widths[l + 1])))
+        g = g @ np.swapaxes(w, 1, 2)
+        if norm != "none":
+            g = g - g.mean(axis=1, keepdims=True)
+        if norm == "fixed":
+            g = g / math.sqrt(float(multiplier) * widths[l - 1])
+        elif norm == "glorot":
+            g = g / math.sqrt(widths[l + 1])
+        out[:, l - 1] = np.mean(g * g, axis=(1, 2))
+    return out
 
 
-def sign_bn(s: np.ndarray, gamma: ArrayLike, beta: ArrayLike, mean: ArrayLike, std: ArrayLike) -> np.ndarray:
-    """sign(γ(s - μ)/σ + β) in float64 with sign(0) = +1: the unfolded reference (may differ at exact ties)."""
-    y = np.asarray(gamma) * (np.asarray(s, dtype=np.float64) - np.asarray(mean)) / np.asarray(std) + np.asarray(beta)
-    return np.where(y >= 0, 1, -1).astype(np.int8)
+def measure_ablation_gradient_variance(widths: Sequence[int], batch: int, norm: str, n_nets: int = 200,
+                                       top_var: float = 1.0, multiplier: float = 1.0,
+                                       rng: Optional[np.random.Generator] = None, z: float = DEFAULT_Z
+                                       ) -> List[Check]:
+    """One check per layer of :func:`ablation_gradient_variance` against :func:`simulate_ablation_gradients`
+    (stderr from the spread over the n_nets independent networks).
 
-
-def sign_bn_as_printed(s: np.ndarray, gamma: ArrayLike, beta: ArrayLike, mean: ArrayLike,
-                       std: ArrayLike) -> np.ndarray:
-    """Sari et al. 2019, eq. 2 as printed: +1 iff s >= round(μ - σβ/γ), for any γ. Wrong; see fold_bn_sign."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = np.asarray(mean) - np.asarray(std) * np.asarray(beta) / np.asarray(gamma)
-    return np.where(np.asarray(s) >= np.rint(tau), 1, -1).astype(np.int8)
+    Example:
+        >>> cs = measure_ablation_gradient_variance((16, 32, 16, 8), 4, "fixed", n_nets=100)
+        >>> all(c.agrees for c in cs)
+        True
+    """
+    per_net = simulate_ablation_gradients(widths, batch, norm, n_nets, top_var, multiplier, rng)
+    predicted = ablation_gradient_variance(widths, norm, batch, top_var, multiplier)
+    return replicate_checks(f"Table 2 gradient variance ({norm}, B={batch})", predicted, per_net, z)
