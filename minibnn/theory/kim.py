@@ -107,10 +107,10 @@ def pooled_sign_fraction(k: int, mode: str = "max", normalize: bool = True, shif
         avg: 1 - Φ(shift) — exactly 1/2 at shift 0.
     normalize=False: +1 iff P >= shift: max gives 1 - Φ(shift)^n (1 - 2^{-n} at 0), avg gives Φ(-shift/sd(A)).
 
-    With correlated inputs (``rho`` > 0, see :func:`pooled_moments`) the max is a normal plus a shrunken
-    maximum: P(M >= t) = ∫ φ(z)·[1 - Φ((t - sqrt(ρ)·z)/sqrt(1 - ρ))^n] dz. The skew fades as ρ grows (a window
-    of equal values has a symmetric max): 2×2 gives 48.2% at ρ = 0, 49.7% at ρ = 0.5, 49.98% at ρ = 0.9. Spatially correlated
-    feature maps therefore feel the max-pool asymmetry less than i.i.d. noise does.
+    With correlated inputs (``rho`` > 0, see :func:`pooled_moments`) the max is a normal plus a shrunken maximum:
+    P(M >= t) = ∫ φ(z)·[1 - Φ((t - sqrt(ρ)·z)/sqrt(1 - ρ))^n] dz. The skew fades as ρ grows (a window of equal
+    values has a symmetric max): 2×2 gives 48.2% at ρ = 0, 49.7% at ρ = 0.5, 49.98% at ρ = 0.9. Spatially
+    correlated feature maps therefore feel the max-pool asymmetry less than i.i.d. noise does.
 
     Example:
         >>> round(pooled_sign_fraction(2, "max"), 4), pooled_sign_fraction(2, "avg")
@@ -276,13 +276,13 @@ def hardtanh_skewness(x_offset: float = 0.0, y_offset: float = 0.0, range_: floa
                       sigma: float = 1.0) -> float:
     """Skewness of y = clip(x - x_offset, -range, range) + y_offset for x ~ N(μ, σ²) (Kim et al. 2021, Fig. 1).
 
-    y = clip(x, x_offset - range, x_offset + range) - x_offset + y_offset, and a shift does not change a
-    skewness, so: shifting along y (Fig. 1c) leaves the output symmetric (skewness 0 for μ = 0) — it only moves
-    the mean; shifting along x (Fig. 1b) to the right piles mass at the lower end and skews the output to the
-    right (positive skewness, Fig. 3c: 0.5 gives +0.64); widening the range (Fig. 1d) keeps it symmetric. ReLU6
-    is clip(x, 0, 6), the hardtanh shifted by 3 along both axes with range 3 (:func:`relu6_skewness`): strongly
-    right-skewed (+1.64 for N(0, 1) inputs, as ReLU's). That is the paper's argument: the x-shift makes hardtanh look like
-    ReLU6, and unbalanced outputs train better.
+    y = clip(x, x_offset - range, x_offset + range) - x_offset + y_offset, and a shift does not change a skewness,
+    so: shifting along y (Fig. 1c) leaves the output symmetric (skewness 0 for μ = 0) — it only moves the mean;
+    shifting along x (Fig. 1b) to the right piles mass at the lower end and skews the output to the right
+    (positive skewness, Fig. 3c: 0.5 gives +0.64); widening the range (Fig. 1d) keeps it symmetric. ReLU6 is
+    clip(x, 0, 6), the hardtanh shifted by 3 along both axes with range 3 (:func:`relu6_skewness`): strongly
+    right-skewed (+1.64 for N(0, 1) inputs, as ReLU's). That is the paper's argument: the x-shift makes hardtanh
+    look like ReLU6, and unbalanced outputs train better.
 
     Example:
         >>> hardtanh_skewness(), hardtanh_skewness(y_offset=0.5)
@@ -366,10 +366,10 @@ def measure_binary_dot_plus_share(k: int, p_w: float = 0.5, p_x: float = 0.5, n:
 def leaky_relu_bn_sign_fraction(slope: float) -> float:
     """Share of +1 after LeakyReLU (negative slope a), BatchNorm and sign, for x ~ N(0, σ²) (Kim et al. 2021, 4).
 
-    y = max(x, 0) + a·min(x, 0) has mean m = (1 - a)·σ/sqrt(2π); BatchNorm centres at m and sign keeps y >= m.
-    For 0 <= a <= 1, m >= 0 and y >= m iff x >= m, so the share is Φ(-(1 - a)/sqrt(2π)) (σ cancels): 34.5% for
-    ReLU (a = 0, Φ(-1/sqrt(2π))), 1/2 for the identity (a = 1) — LeakyReLU "scales down the negative values only so that the
-    mean increases while the median does not change", the same unbalancing as a shifted threshold. For a > 1,
+    y = max(x, 0) + a·min(x, 0) has mean m = (1 - a)·σ/sqrt(2π); BatchNorm centres at m and sign keeps y >= m. For
+    0 <= a <= 1, m >= 0 and y >= m iff x >= m, so the share is Φ(-(1 - a)/sqrt(2π)) (σ cancels): 34.5% for ReLU (a
+    = 0, Φ(-1/sqrt(2π))), 1/2 for the identity (a = 1) — LeakyReLU "scales down the negative values only so that
+    the mean increases while the median does not change", the same unbalancing as a shifted threshold. For a > 1,
     m < 0 and y >= m iff x >= m/a: Φ((a - 1)/(a·sqrt(2π))).
 
     Example:

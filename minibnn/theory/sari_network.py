@@ -343,12 +343,13 @@ def measure_theorem1_network(depth: int, width: int, batch: int, batchnorm: bool
       geometrically (K = 16, B = 32: 0.76, 0.59, 0.44, 0.31, 0.21 going down from the top; predicted 1).
     * With BatchNorm and the identity STE it holds only in the limit K → ∞ *and* B → ∞; the error term
       o(1/B^{1-ε}) is wrong, since at fixed width the excess does not vanish as B grows. Exactly, for the top
-      BatchNorm layer (:func:`measure_bn_top_layer_network`): V(g^{L-1}) = (B-2)/B·K_L·E(1/σ̂²)·V(g^L), where
-      the theorem puts 1/K_{L-2} for (B-2)/B·E(1/σ̂²). In the first layer (independent samples) E(K_0/σ̂²) is
-      about B/(B-3): an O(1/B) error, as claimed; but there the backward falls short of even that factor,
-      since the upstream gradient depends, through W^2, on the ŝ^1 whose component BatchNorm removes. Beyond it the samples of a batch have gone through the same
-      random weights, so their signs are dependent, σ̂² fluctuates more from unit to unit and E(K/σ̂²) - 1 is
-      O(1/K). Relative excess of V(g^l) over the theorem, from l = L-1 down to l = 1 (400 networks each):
+      BatchNorm layer (:func:`measure_bn_top_layer_network`): V(g^{L-1}) = (B-2)/B·K_L·E(1/σ̂²)·V(g^L), where the
+      theorem puts 1/K_{L-2} for (B-2)/B·E(1/σ̂²). In the first layer (independent samples) E(K_0/σ̂²) is about
+      B/(B-3): an O(1/B) error, as claimed; but there the backward falls short of even that factor, since the
+      upstream gradient depends, through W^2, on the ŝ^1 whose component BatchNorm removes. Beyond it the samples
+      of a batch have gone through the same random weights, so their signs are dependent, σ̂² fluctuates more from
+      unit to unit and E(K/σ̂²) - 1 is O(1/K), growing with the depth of the forward pass. Relative excess of
+      V(g^l) over the theorem, from l = L-1 down to l = 1 (400 networks each):
           K = 8,  B = 64,  L = 5:   +27%, +60%, +69%, +41%
           K = 16, B = 32,  L = 4:   +10%, +22%, +22%        (B = 128: +9%, +18%, +11%)
           K = 16, B = 32,  L = 6:   +12%, +30%, +40%, +42%, +32%
