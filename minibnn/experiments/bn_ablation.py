@@ -147,6 +147,9 @@ class BNAblation(Study):
             axes[0].bar(x + k * width, [r["best_acc_mean"] for r in rows], width,
                         yerr=[r["best_acc_std"] for r in rows], capsize=3, label=ARCH_TITLES[arch])
             axes[1].bar(x + k * width, [r["grad_growth_log10_mean"] for r in rows], width, label=ARCH_TITLES[arch])
+        paper = [PAPER[v][0] if v in PAPER else np.nan for v in variants]
+        axes[0].scatter(x + width * (len(archs) - 1) / 2, paper, marker="_", s=400, color="gray", zorder=3,
+                        label="paper, ResNet-56 (CIFAR-10)")
         for ax, label in ((axes[0], "best test accuracy (%)"), (axes[1], "log10 gradient growth at init")):
             ax.set_xticks(x + width * (len(archs) - 1) / 2)
             ax.set_xticklabels([TITLES[v] for v in variants], rotation=20, fontsize=8)

@@ -141,6 +141,14 @@ class InitVariance(Study):
             if "glorot" in inits:
                 ax.axhline(result.row(f"{arch}/glorot")["best_acc_mean"], ls="--", color=f"C{k}",
                            label=f"{ARCH_TITLES[arch]} Glorot")
+            theirs = COUNTERPART.get(arch)
+            if theirs:
+                paper = dict(zip(("glorot", "0.1", "0.01", "0.001", "0.0001"), PAPER[theirs]))
+                shown = [v for v in variances if str(v) in paper]
+                ax.plot([float(v) for v in shown], [paper[str(v)] for v in shown], ls=":", marker="x",
+                        color="gray", label=f"paper, {theirs} (CIFAR-10)")
+                if "glorot" in inits:
+                    ax.axhline(paper["glorot"], ls="-.", color="gray", lw=0.8, label=f"paper, {theirs} Glorot")
         if variances and not any(math.isclose(float(v), 0.0) for v in variances):
             ax.set_xscale("log")
         ax.set_xlabel("σ² (uniform, the same in every layer)")

@@ -189,6 +189,11 @@ class RandomBias(Study):
                 if part == "fp":
                     relu = result.row(f"fp/{arch}/relu")["error_mean"]
                     ax.axhline(relu, ls="--", color=color, label=f"{ARCH_TITLES[arch]} ReLU")
+                paper = (PAPER_TABLE1 if part == "fp" else PAPER_TABLE2).get(arch, {})
+                paper_lams = [lam for lam in lams if lam in paper]
+                if paper_lams:
+                    ax.plot(paper_lams, [paper[lam] for lam in paper_lams], ls=":", marker="x", color="gray",
+                            label=f"paper, {ARCH_TITLES[arch]} (CIFAR-10)")
             ax.set_xlabel("λ (bias init U[-λ, λ])")
             ax.set_ylabel("test error (%)")
             ax.set_title("full precision (Table 1)" if part == "fp" else "binary (Table 2)")

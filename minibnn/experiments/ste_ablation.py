@@ -168,10 +168,16 @@ class SteAblation(Study):
             ax.set_yticks(range(len(o["scales"])))
             ax.set_yticklabels([SCALE_TITLES[s] for s in o["scales"]])
             low, high = np.nanmin(grid), np.nanmax(grid)
-            for i in range(grid.shape[0]):
-                for j in range(grid.shape[1]):
+            theirs = COUNTERPART.get(arch)
+            for i, scale in enumerate(o["scales"]):
+                for j, ste in enumerate(o["stes"]):
                     bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color="black" if bright else "white")
-            ax.set_title(f"{ARCH_TITLES[arch]}: final test accuracy (%)")
-            fig.colorbar(image, ax=ax)
+                    text = f"{grid[i, j]:.1f}"
+                    if theirs:
+                        text += f"\n({PAPER[scale][ste][theirs[1]]:.1f})"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if bright else "white")
+            ax.set_xlabel("pseudo-gradient of sign in the backward pass (STE)")
+            ax.set_ylabel("weight scale α / regularizer")
+            paper_note = f"; in brackets: paper, {theirs[0]}" if theirs else ""
+            ax.set_title(f"{ARCH_TITLES[arch]}: final test accuracy (%){paper_note}", fontsize=9)
+            fig.colorbar(image, ax=ax, label="final test accuracy (%), ours")

@@ -194,6 +194,8 @@ class ThresholdShift(Study):
                              marker="o", capsize=3, color=f"C{k}", label=f"{pool} pool: final test")
             axes[0].plot(shifts, [r["first_epoch_train_acc_mean"] for r in rows], ls=":", marker=".",
                          color=f"C{k}", label=f"{pool} pool: 1st-epoch train")
+        if min(shifts) <= 1.2 <= max(shifts):
+            axes[0].axvline(1.2, color="gray", ls=":", label="paper's best t (vgg-small, CIFAR-10)")
         axes[0].set_xlabel("threshold shift t")
         axes[0].set_ylabel("accuracy (%)")
         axes[0].set_title("Figs. 4a, 4d, 6")
