@@ -184,3 +184,27 @@ def interval(who: str, name: str, value: Any, low: float = 0.0, high: float = fl
     if np.isnan(value) or value < low or too_high:
         raise ValueError(f"{who}: {name} must be in [{low}, {high}{')' if high_open else ']'}, got {value}")
     return value
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command-line arguments (the minibnn command: cli, experiments) [theoryexp]
+# --------------------------------------------------------------------------------------------------------------
+def count_argument(text: str) -> int:
+    """``argparse`` ``type=`` for a count >= 1 (epochs, seeds, workers): ``"3"`` -> 3.
+
+    Anything else raises ``argparse.ArgumentTypeError``, which argparse turns into a one-line error naming the
+    option, and exit status 2.
+
+    Example:
+        >>> count_argument("3")
+        3
+    """
+    import argparse  # only the command line needs it
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value

@@ -1,10 +1,15 @@
-"""The ``minibnn`` command line: ``minibnn demo`` (or ``python -m minibnn demo``) and future subcommands.
+"""The ``minibnn`` command line: ``minibnn demo``, ``minibnn experiment NAME`` (or ``python -m minibnn ...``).
 
-Subcommands live in the table :data:`COMMANDS`: name -> :class:`Command` (help line, a function adding its
-arguments to an ``argparse`` parser, a function running it and returning the exit code). Another module adds
-one with :func:`register_command`; ``main`` builds the parser from the table each time it runs.
+A subcommand is a class with a one-line ``help`` (and optionally an ``epilog`` of examples),
+``add_arguments(parser)`` declaring its options on an ``argparse`` parser, and ``run(args) -> int`` returning
+the exit code. It is defined where its code lives
+(``minibnn experiment`` in :mod:`minibnn.experiments.command`, ``minibnn demo`` below) and registered in the
+registry :data:`COMMANDS`, the same :class:`~minibnn.registry.Registry` that names quantizers, models and
+studies. :func:`main` builds the parser from the registry, so ``minibnn --help`` lists every subcommand.
 
 Example:
+    >>> COMMANDS.names()
+    ['demo', 'experiment']
     >>> main(["demo", "--epochs", "1", "--no-progress"])  # doctest: +ELLIPSIS
     minibnn demo: 151562 parameters, ...
     epoch 1/1  train loss ...
@@ -14,43 +19,47 @@ Example:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import List, Optional
 
+from threadpoolctl import threadpool_limits
 
-__all__ = ["Command", "COMMANDS", "register_command", "build_parser", "main", "build_demo_model", "run_demo"]
+from . import __version__
+from ._checks import count_argument
+from .data import ArrayDataset, DataLoader, load_digits
+from .experiments.command import Experiment
+from .losses import CrossEntropyLoss
+from .models import bnn_mlp
+from .optim import Adam
+from .random import manual_seed
+from .registry import Registry
+from .schedulers import CosineAnnealingLR
+from .model_summary import summary
+from .training import evaluate, fit
 
+__all__ = ["COMMANDS", "build_parser", "main", "Demo", "build_demo_model"]
 
-class Command(NamedTuple):
-    """A subcommand: ``add_arguments(parser)`` declares its options, ``run(args) -> int`` runs it."""
+#: The subcommands of ``minibnn``: name -> a class with ``help``, ``add_arguments(parser)`` and ``run(args)``.
+COMMANDS = Registry("command")
+COMMANDS.register("experiment")(Experiment)
 
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-COMMANDS: Dict[str, Command] = {}
-
-
-def register_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                     run: Callable[[argparse.Namespace], int]) -> None:
-    """Add (or replace) the subcommand ``minibnn NAME``."""
-    if not name or not name.replace("-", "").isalnum():
-        raise ValueError(f"register_command: name must be letters, digits and dashes, got {name!r}")
-    COMMANDS[name] = Command(help, add_arguments, run)
+_NAME = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, with one subparser per entry of :data:`COMMANDS`."""
-    from . import __version__
-
+    """The argument parser, with one subparser per name in :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="minibnn", description="minibnn: a from-scratch NumPy engine for "
                                      "binary neural networks.")
     parser.add_argument("--version", action="version", version=f"minibnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        if not _NAME.match(name):
+            raise ValueError(f"minibnn: a command name must be letters, digits and dashes, got {name!r}")
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help,
+                                             epilog=getattr(command, "epilog", None),
+                                             formatter_class=argparse.RawDescriptionHelpFormatter))
     return parser
 
 
@@ -61,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return int(COMMANDS[args.command].run(args) or 0)
+    return int(COMMANDS.create(args.command).run(args) or 0)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -74,42 +83,35 @@ def build_demo_model(hidden: int = 256):
     -> Hardtanh -> Linear(hidden, 10)``: binary weights and activations in the hidden layers, full-precision
     first and last layers as in the papers.
     """
-    from .models import bnn_mlp
-
     return bnn_mlp(in_features=64, num_classes=10, hidden_units=hidden, num_hidden=3)
 
 
-def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (default: 0)")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
+@COMMANDS.register("demo")
+class Demo:
+    """The subcommand ``minibnn demo``: train the demo model on the bundled digits and print its accuracy."""
 
+    help = "train a small binary MLP on the bundled 8x8 digits and print its test accuracy and packed size"
 
-def run_demo(args: argparse.Namespace) -> int:
-    """Train the demo model on the bundled digits (Adam, cosine schedule) and print the test accuracy.
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--epochs", type=count_argument, default=15, help="training epochs (default: 15)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (default: 0)")
+        parser.add_argument("--batch-size", type=count_argument, default=32, help="batch size (default: 32)")
+        parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
 
-    The matrices here are tiny (batch 32, width 256), where a second BLAS thread only adds synchronisation,
-    and on a busy machine a lot of it; the demo therefore runs BLAS on one thread.
-    """
-    from threadpoolctl import threadpool_limits
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        """Train the demo model on the bundled digits (Adam, cosine schedule) and print the test accuracy.
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _train_demo(args)
+        The matrices here are tiny (batch 32, width 256), where a second BLAS thread only adds
+        synchronisation, and on a busy machine a lot of it; the demo therefore runs BLAS on one thread.
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _train_demo(args)
 
 
 def _train_demo(args: argparse.Namespace) -> int:
-    from .data import ArrayDataset, DataLoader, load_digits
-    from .losses import CrossEntropyLoss
-    from .optim import Adam
-    from .random import manual_seed
-    from .schedulers import CosineAnnealingLR
-    from .model_summary import summary
-    from .training import evaluate, fit
-
-    if args.epochs < 1:
-        raise SystemExit(f"minibnn demo: --epochs must be >= 1, got {args.epochs}")
     started = time.perf_counter()
     x_train, y_train = load_digits("train", flatten=True)
     x_test, y_test = load_digits("test", flatten=True)
@@ -133,12 +135,6 @@ def _train_demo(args: argparse.Namespace) -> int:
           f"({size.compression_ratio:.1f}x smaller); {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
-
-register_command("demo", "train a small binary MLP on the bundled 8x8 digits and print its test accuracy and packed size",
-                 _add_demo_arguments, run_demo)
-
-
-from . import experiments as _experiments  # noqa: E402,F401  (registers "minibnn experiment")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The command line: ``minibnn demo`` in-process and as ``python -m minibnn``, and the subcommand table."""
+"""The command line: ``minibnn demo`` in-process and as ``python -m minibnn``, and the subcommand registry."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from minibnn import cli
+from minibnn.registry import Registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACCURACY = re.compile(r"^test accuracy: (\d+\.\d+)% \((\d+)/359\), test loss \d+\.\d+; packed model "
@@ -56,28 +57,56 @@ def test_no_command_prints_help_and_bad_options_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["demo", "--epochs", "many"])
     assert exit_info.value.code == 2
-    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
-        cli.main(["demo", "--epochs", "0"])
+    capsys.readouterr()
+    for bad in (["--epochs", "0"], ["--batch-size", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["demo", *bad])
+        assert exit_info.value.code == 2
+        assert f"argument {bad[0]}: must be an integer >= 1, got '{bad[1]}'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
     assert exit_info.value.code == 0 and "minibnn" in capsys.readouterr().out
 
 
-def test_register_command_adds_a_subcommand(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+def test_a_registered_command_is_a_subcommand(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", Registry("command"))
 
-    def add_arguments(parser):
-        parser.add_argument("name")
+    @cli.COMMANDS.register("hello")
+    class Hello:
+        help = "say hello"
 
-    def run(args):
-        print(f"hello {args.name}")
-        return 3
+        @staticmethod
+        def add_arguments(parser):
+            parser.add_argument("name")
 
-    cli.register_command("hello", "say hello", add_arguments, run)
+        @staticmethod
+        def run(args):
+            print(f"hello {args.name}")
+            return 3
+
     assert cli.main(["hello", "world"]) == 3
     assert capsys.readouterr().out == "hello world\n"
+    cli.COMMANDS.register("two words")(Hello)
     with pytest.raises(ValueError, match="letters, digits and dashes"):
-        cli.register_command("two words", "x", add_arguments, run)
+        cli.main(["hello", "world"])
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert all(name in out for name in cli.COMMANDS.names()) and {"demo", "experiment"} <= set(cli.COMMANDS.names())
+
+
+def test_cli_and_experiments_import_without_a_cycle():
+    code = ("import minibnn.experiments.command, sys; "
+            "assert 'minibnn.cli' not in sys.modules, 'experiments imports the cli'; "
+            "import minibnn.cli; print(minibnn.cli.COMMANDS.names())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    assert done.returncode == 0, done.stderr
+    assert "'demo', 'experiment'" in done.stdout
 
 
 def test_demo_model_is_a_binary_mlp_with_float_first_and_last_layers():

@@ -15,7 +15,7 @@ import pytest
 import minibnn
 import minibnn.experiments as ex
 from minibnn import cli
-from minibnn.experiments import runner
+from minibnn.experiments import command, recipe, report, sweep
 
 try:
     import matplotlib  # noqa: F401
@@ -75,9 +75,10 @@ def test_tiny_study_writes_csv_json_markdown_and_plot(name, tmp_path):
     assert document["study"] == name and document["size"] == "tiny" and document["seeds"] == [0, 1]
     assert len(document["timing"]["run_seconds"]) == len(result.runs)
 
-    # the Markdown table: a title, at least one table with mean ± std cells, and the run footer
+    # the Markdown table: the smoke-test warning of the tiny size, a title, at least one table with mean ± std
+    # cells, and the run footer
     markdown = (folder / "table.md").read_text(encoding="utf-8")
-    assert markdown.startswith("# ")
+    assert markdown.startswith(report.SMOKE_TEST_NOTE + "\n\n# ")
     assert "| --- |" in markdown and " ± " in markdown
     assert f"_{name}, size tiny, seeds [0, 1]" in markdown
 
@@ -105,18 +106,18 @@ def test_summary_statistics_skip_non_finite_values():
     configs = [{"label": "a"}, {"label": "b"}]
     runs = [{"label": "a", "seed": 0, "x": 1.0}, {"label": "a", "seed": 1, "x": 3.0},
             {"label": "b", "seed": 0, "x": math.nan}, {"label": "b", "seed": 1, "x": 2.0}]
-    a, b = runner._summarise(configs, runs)
+    a, b = sweep._summarise(configs, runs)
     assert (a["x_mean"], a["x_std"], a["x_min"], a["x_max"], a["n"]) == (2.0, math.sqrt(2.0), 1.0, 3.0, 2)
     assert (b["x_mean"], b["x_std"]) == (2.0, 0.0)  # one finite value: std 0
 
 
 def test_csv_and_json_floats_load_back_bit_exact(tmp_path):
     values = [0.1, 1 / 3, 2.0 ** -40, 123456.789e10]
-    text = runner._csv([{"label": "x", "v": v} for v in values])
+    text = report._csv([{"label": "x", "v": v} for v in values])
     assert [float(r["v"]) for r in csv.DictReader(text.splitlines())] == values
-    assert json.loads(json.dumps(runner._jsonable({"v": values + [math.nan]})))["v"] == values + [None]
+    assert json.loads(json.dumps(report._jsonable({"v": values + [math.nan]})))["v"] == values + [None]
     path = tmp_path / "sub" / "f.txt"
-    runner.write_text(str(path), "hello")
+    report.write_text(str(path), "hello")
     assert path.read_text() == "hello" and os.listdir(path.parent) == ["f.txt"]  # no temporary file left
 
 
@@ -152,21 +153,21 @@ def test_mlp_only_sweeps_run_on_the_synthetic_sets():
 
 # ---- the studies' own mechanisms ------------------------------------------------------------------------------
 def test_random_bias_draws_norm_shifts_and_keeps_the_weights():
-    data = runner.load_data("digits", images=True, train_limit=64, test_limit=32)
+    data = recipe.load_data("digits", images=True, train_limit=64, test_limit=32)
     models = []
     for lam in (0.0, 2.0):
         minibnn.manual_seed(3)
-        model = runner.build_model("resnet", data, 0.25)
-        assert runner.randomize_norm_bias(model, lam, seed=3) == (0 if lam == 0 else len(runner.norm_layers(model)))
+        model = recipe.build_model("resnet", data, 0.25)
+        assert recipe.randomize_norm_bias(model, lam, seed=3) == (0 if lam == 0 else len(recipe.norm_layers(model)))
         models.append(model)
     plain, shifted = models
-    biases = np.concatenate([m.bias.data for _, m in runner.norm_layers(shifted)])
+    biases = np.concatenate([m.bias.data for _, m in recipe.norm_layers(shifted)])
     assert np.all(np.abs(biases) <= 2.0) and biases.std() > 0.5  # U[-2, 2]: std 2/sqrt(3)
-    assert all(np.all(m.bias.data == 0) for _, m in runner.norm_layers(plain))
+    assert all(np.all(m.bias.data == 0) for _, m in recipe.norm_layers(plain))
     for (name, p), (_, q) in zip(plain.named_parameters(), shifted.named_parameters()):
         if name.endswith("weight"):
             assert np.array_equal(p.data, q.data), name  # the same initial weights for every λ
-    assert not any(".shortcut" in f".{n}" for n, _ in runner.norm_layers(shifted))
+    assert not any(".shortcut" in f".{n}" for n, _ in recipe.norm_layers(shifted))
 
 
 def test_threshold_shift_trainable_threshold_is_minus_the_batchnorm_bias():
@@ -214,3 +215,97 @@ def test_cli_lists_studies_and_reports_errors(tmp_path, capsys):
     assert all(f"{name}: " in out for name in STUDIES)
     assert cli.main(["experiment", "init-variance", "--tiny", "--out", str(tmp_path), "--set", "bogus=1"]) == 2
     assert "unknown option(s) ['bogus']" in capsys.readouterr().err
+
+
+# ---- a command line that explains itself (issue 11, part 3) ---------------------------------------------------
+@pytest.mark.parametrize("setting, option, expected", [
+    ("lrs=0.1", "lrs", "a JSON object of numbers > 0 by architecture"),
+    ("epochs=abc", "epochs", "an integer >= 1"),
+    ("lrs={'mlp': 0.1}", "lrs", "a JSON object of numbers > 0 by architecture"),
+    ("epochs=0", "epochs", "an integer >= 1"),
+    ("archs=mlp", "archs", "a non-empty JSON list of names from mlp, "),
+    ("archs=[]", "archs", "a non-empty JSON list of names from mlp, "),
+    ("milestones=[0.5, \"x\"]", "milestones", "a non-empty JSON list of numbers"),
+    ("batch_size=2.5", "batch_size", "an integer >= 1"),
+    ("train_limit=0", "train_limit", "an integer >= 1"),
+    ("dataset=imagenet", "dataset", "one of digits, spirals"),
+])
+def test_a_bad_set_value_is_one_line_naming_option_value_and_form_before_any_run(setting, option, expected,
+                                                                                   tmp_path, capsys, monkeypatch):
+    def no_run(*args, **kwargs):
+        raise AssertionError("a run started")
+
+    monkeypatch.setattr(sweep, "_execute", no_run)
+    code = cli.main(["experiment", "init-variance", "--tiny", "--out", str(tmp_path), "--set", setting])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("minibnn experiment: ")
+    assert f"option {option} must be {expected}" in err and "e.g. --set " in err
+    unquoted = str.maketrans("", "", "'\"")
+    assert f"got {setting.partition('=')[2].translate(unquoted)[:3]}" in err.translate(unquoted)
+    assert not (tmp_path / "init-variance").exists()
+
+
+def test_bad_counts_and_malformed_set_exit_2_with_one_line(tmp_path, capsys):
+    for bad in (["--epochs", "0"], ["--seeds", "0"], ["--workers", "-2"], ["--seeds", "two"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["experiment", "init-variance", "--tiny", *bad])
+        assert exit_info.value.code == 2
+        assert f"argument {bad[0]}: must be an integer >= 1, got '{bad[1]}'" in capsys.readouterr().err
+    assert cli.main(["experiment", "init-variance", "--tiny", "--out", str(tmp_path), "--set", "epochs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--set expects KEY=VALUE, got 'epochs'" in err
+    assert cli.main(["experiment"]) == 2
+    assert "name a study" in capsys.readouterr().err
+
+
+def test_set_values_are_json_and_the_syntax_is_documented(capsys, monkeypatch):
+    seen = {}
+
+    def fake_run_study(name, **kwargs):
+        seen.update(kwargs, name=name)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(command, "run_study", fake_run_study)
+    cli.main(["experiment", "bn-ablation", "--set", 'archs=["mlp"]', "--set", 'lrs={"mlp": 0.01}', "--set",
+              "train_limit=500", "--set", "optimizer=sgd"])
+    assert seen["size"] == "quick"  # the default size
+    assert (seen["archs"], seen["lrs"], seen["train_limit"], seen["optimizer"]) == (
+        ["mlp"], {"mlp": 0.01}, 500, "sgd")
+    opts = ex.get_study("bn-ablation").options("tiny", {"archs": ["mlp"], "lrs": {"mlp": 0.01}})
+    assert opts["archs"] == ("mlp",) and opts["lrs"] == {"mlp": 0.01}
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["experiment", "--help"])
+    help_text = capsys.readouterr().out
+    assert "VALUE is JSON" in help_text and "--set 'lrs={\"mlp\": 0.01}'" in help_text
+    assert "--quick" in help_text and "(the default)" in help_text
+    assert cli.main(["experiment", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "VALUE is JSON" in listing and 'archs=["mlp"]' in listing
+
+
+def test_quick_is_the_default_size(monkeypatch):
+    sizes = []
+    monkeypatch.setattr(ex, "run_study", lambda name, **kwargs: sizes.append(kwargs["size"]))
+    ex.run("init-variance")
+    ex.run("init-variance", full=True)
+    ex.run("init-variance", tiny=True)
+    assert sizes == ["quick", "full", "tiny"]
+    with pytest.raises(ValueError, match="choose one size"):
+        ex.run("init-variance", full=True, quick=True)
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib")
+def test_a_tiny_plot_is_titled_as_a_smoke_test(tmp_path, monkeypatch):
+    figures = []
+    study = ex.get_study("init-variance")
+    monkeypatch.setattr(type(study), "plot", lambda self, result, fig: figures.append(fig))
+    _tiny("init-variance", tmp_path, seeds=1)
+    assert figures[0].get_suptitle() == report.SMOKE_TEST_PLOT
+    figures.clear()
+    result = _tiny("init-variance", seeds=1)
+    result.size = "quick"  # the same numbers written as a quick run carry no warning
+    report.write_outputs(study, result, str(tmp_path / "quick"))
+    assert figures[0].get_suptitle() == ""
+    assert not (tmp_path / "quick" / "table.md").read_text().startswith(report.SMOKE_TEST_NOTE)

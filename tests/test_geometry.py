@@ -1,4 +1,4 @@
-"""Tests for minibnn.geometry: hand-built arrangements with known answers, invariances, boundary conventions,
+"""Tests for minibnn.theory.geometry: hand-built arrangements with known answers, invariances, boundary conventions,
 and Monte-Carlo agreement with closed forms derived here.
 
 Closed forms (x ~ N(0, I_d) points, hyperplanes w_j, biases b_j; A_ij the activation pattern):
@@ -21,7 +21,6 @@ all random tests use fixed seeds, so a checkout always passes or always fails.
 """
 from __future__ import annotations
 
-import doctest
 import math
 import sys
 
@@ -30,8 +29,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import integrate, stats
 
-import minibnn.geometry as geometry
-from minibnn.geometry import (activation_pattern, data_equality, format_geometry, gini, hyperplane_equality,
+import minibnn.theory.geometry as geometry
+from minibnn.theory.geometry import (activation_pattern, data_equality, format_geometry, gini, hyperplane_equality,
                               layer_geometry, linear_layers, model_geometry, pre_activations, region_diversity)
 from minibnn import Sequential, Tensor
 from minibnn.layers import Hardtanh, Linear, ReLU
@@ -39,10 +38,6 @@ from strategies import CHEAP, COSTLY, MEDIUM, arrays
 
 Z = 5.0
 STAT = settings(max_examples=COSTLY, deadline=None, derandomize=True)
-
-
-def test_doctests():
-    assert doctest.testmod(geometry).failed == 0
 
 
 # ------------------------------------------------------------------------------------------ hand-built cases

@@ -9,7 +9,6 @@ BatchNorm bias) are tested exactly; finite differences use float64 central diffe
 """
 from __future__ import annotations
 
-import doctest
 import math
 from dataclasses import replace
 from fractions import Fraction
@@ -17,13 +16,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
-from scipy import stats
+from scipy import integrate, stats
 
 import strategies  # noqa: F401  (registers the project's hypothesis profile)
 from montecarlo import Family
 from minibnn import theory as T
+from minibnn.theory import random_bias as RB
 
-FAMILY = Family(max_comparisons=600, alpha=1e-6)
+FAMILY = Family(max_comparisons=700, alpha=1e-6)
 Z = FAMILY.z
 agrees, assert_agrees, assert_rejected = FAMILY.agrees, FAMILY.assert_agrees, FAMILY.assert_rejected
 _family_size = FAMILY.fixture()
@@ -48,7 +48,7 @@ def test_check_interval_and_repr():
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="p must be a probability"):
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
         T.bernoulli_variance(1.5)
     with pytest.raises(ValueError, match="widths"):
         T.preactivation_variance((4,), 1.0)
@@ -66,11 +66,6 @@ def test_bad_arguments_are_named():
         T.expected_active_share("tanh", 4)
     with pytest.raises(FloatingPointError, match="zero batch variance"):
         T.batchnorm_forward(np.ones((4, 2)))
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(T, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 40
 
 
 # --- Sari et al. 2019: binary moments -------------------------------------------------------------------------
@@ -414,7 +409,7 @@ def test_threshold_gradient_is_minus_bias_gradient(batch, gamma, beta, th, seed)
        kind=st.sampled_from(["gaussian", "uniform", "sphere"]), bias=st.floats(-2, 2), seed=seeds)
 def test_share_of_data_per_hyperplane(activation, n, kind, bias, seed):
     rng = rng_of(seed)
-    w = T._draw_hyperplanes(kind, n, 1, 0.6, rng)[0]
+    w = RB._draw_hyperplanes(kind, n, 1, 0.6, rng)[0]
     assume(0.02 < T.hyperplane_data_share(activation, np.linalg.norm(w), bias) < 0.98)
     assert_agrees(T.measure_hyperplane_data_share(activation, w, bias, n_data=100_000, rng=rng))
 
@@ -445,7 +440,7 @@ def test_expected_active_share(activation, n, lam, kind, weight_std, seed):
 @given(n=st.integers(1, 30), lam=st.floats(0, 4), weight_std=st.floats(0.1, 2))
 def test_fourier_route_agrees_with_chi_route(n, lam, weight_std):
     # the Gil-Pelaez integral used for uniform weights, fed the Gaussian-weight characteristic function
-    fourier = T._htanh_share_fourier(lambda w: (1.0 + (weight_std * w) ** 2) ** (-n / 2), lam)
+    fourier = RB._htanh_share_fourier(lambda w: (1.0 + (weight_std * w) ** 2) ** (-n / 2), lam)
     assert fourier == pytest.approx(T.expected_active_share("htanh", n, lam, "gaussian", weight_std), abs=1e-9)
 
 
@@ -453,10 +448,10 @@ def test_fourier_route_agrees_with_chi_route(n, lam, weight_std):
 @given(n=st.integers(2, 40), radius=st.floats(0.01, 8), lam=st.floats(0, 4))
 def test_paper_claims_on_unit_norm_hyperplanes(n, radius, lam):
     # ReLU: every datum activates exactly half the hyperplanes, whatever the bias range (data equality)
-    relu = T._sphere_average(lambda c: T._bias_averaged_share("relu", c, lam), n, radius, (-lam, lam))
+    relu = RB._sphere_average(lambda c: RB._bias_averaged_share("relu", c, lam), n, radius, (-lam, lam))
     assert relu == pytest.approx(0.5, abs=1e-9)
     # htanh, λ >= |x| + 1: exactly 1/λ of the hyperplanes (the paper's "approximately the same number")
-    share = T._sphere_average(lambda c: T._bias_averaged_share("htanh", c, lam + radius + 1), n, radius,
+    share = RB._sphere_average(lambda c: RB._bias_averaged_share("htanh", c, lam + radius + 1), n, radius,
                               (-2 - lam - radius, lam + radius, -lam - radius, 2 + lam + radius))
     assert share == pytest.approx(1 / (lam + radius + 1), abs=1e-9)
 
@@ -467,3 +462,184 @@ def test_random_bias_breaks_hyperplane_equality_and_htanh_share_depends_on_lambd
     check = T.measure_expected_active_share("htanh", 8, 2.5, "sphere", n_pairs=100_000, rng=rng_of(11))
     assert_agrees(check)
     assert_rejected(check, 2 * stats.norm.cdf(1) - 1)     # the zero-bias share is wrong once λ = 2.5
+
+
+# --- issue 11 §4: the last theory gaps ----------------------------------------------------------------------------
+# Sari et al. 2019
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_batchnorm_output_variance_is_gamma_squared(gamma):
+    s = np.random.default_rng(11).normal(3.0, 40.0, (400, 64, 4))           # any scale: V(w) drops out
+    check = T.measure_bn_output_variance(s, gamma=gamma, beta=0.3)
+    assert check.predicted == T.bn_output_variance(gamma) == gamma ** 2
+    assert_agrees(check)
+    assert_rejected(check, 1.05 * gamma ** 2)
+    z, _, _ = T.batchnorm_forward(s, gamma, 0.3, axis=1)
+    assert np.allclose(np.mean((z - 0.3) ** 2, axis=1), gamma ** 2, rtol=1e-12)  # exactly, batch by batch
+
+
+@pytest.mark.parametrize("k, p_w, p_x", [(2, 0.5, 0.5), (8, 0.5, 0.5), (33, 0.5, 0.5), (8, 0.8, 0.3), (5, 0.5, 0.9)])
+def test_variance_of_the_squared_normalised_binary_dot_is_2_minus_2_over_k(k, p_w, p_x):
+    predicted = T.binary_dot_square_variance(k, p_w, p_x)
+    support, pmf = T.binary_dot_distribution(k, p_w, p_x)                  # exact, from the distribution
+    mean, sd = T.binary_dot_mean(k, p_w, p_x), math.sqrt(T.binary_dot_variance(k, p_w, p_x))
+    assert math.isclose(predicted, float(np.sum(pmf * ((support - mean) / sd) ** 4)) - 1.0, rel_tol=1e-12)
+    if 0.5 in (p_w, p_x):
+        assert math.isclose(predicted, 2.0 - 2.0 / k, rel_tol=1e-12)
+    check = T.measure_binary_dot_square_variance(k, p_w, p_x, n=200_000, rng=np.random.default_rng(k))
+    assert_agrees(check)
+    if k <= 8 and 0.5 in (p_w, p_x):
+        assert_rejected(check, 2.0)                                        # the Gaussian default of eq. 3
+
+
+def test_eq3_as_printed_takes_v_of_s_hat_squared_from_k():
+    for b, k in [(8, 8), (32, 4), (128, 64)]:
+        assert T.bn_gradient_variance_as_printed(b, k=k) == T.bn_gradient_variance_as_printed(b, var_s_hat_sq=2 - 2 / k)
+    assert T.bn_gradient_variance_as_printed(8) == T.bn_gradient_variance_as_printed(8, var_s_hat_sq=2.0)
+
+
+@pytest.mark.parametrize("norm, multiplier", [("none", 1.0), ("centred", 1.0), ("fixed", 1.0), ("fixed", 2.0),
+                                              ("glorot", 1.0)])
+def test_gradient_variance_of_each_table2_batchnorm_variant(norm, multiplier):
+    widths, batch = (16, 32, 16, 8), 4
+    checks = T.measure_ablation_gradient_variance(widths, batch, norm, n_nets=400, multiplier=multiplier,
+                                                  rng=np.random.default_rng(len(norm)))
+    for check in checks:
+        assert_agrees(check)
+    if norm != "none":  # the centring's (B-1)/B is measurable
+        assert_rejected(checks[0], checks[0].predicted * batch / (batch - 1))
+    # one step down, g^2 -> g^1, multiplies by K_2 = 16 without a scale, K_2/(c·K_0) = 1/c with the fixed one
+    step = {"none": 16.0, "centred": 16.0, "fixed": 1.0 / multiplier, "glorot": 1.0}[norm]
+    assert math.isclose(checks[0].predicted / checks[1].predicted, step, rel_tol=1e-12)
+
+
+def test_table2_variants_explode_without_a_scale_and_stay_bounded_with_one():
+    widths = (64,) * 6
+    none, centred = (T.ablation_gradient_variance(widths, n, 32) for n in ("none", "centred"))
+    fixed, glorot = (T.ablation_gradient_variance(widths, n, 32) for n in ("fixed", "glorot"))
+    assert none[0] == 64.0 ** 4 and math.isclose(centred[0], 64.0 ** 4 * 31 / 32)
+    assert np.allclose(fixed[:-1], 31 / 32) and np.allclose(glorot[:-1], 31 / 32)
+    assert np.array_equal(T.ablation_gradient_variance(widths, "batchnorm", 32),
+                          T.theorem1_gradient_variance(widths, True))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        T.ablation_gradient_variance(widths, "layernorm", 32)
+
+
+@pytest.mark.parametrize("k, p_w, p_x", [(7, 0.5, 0.9), (8, 0.2, 0.5), (9, 0.8, 0.7), (4, 0.1, 0.2)])
+def test_the_k_term_binary_sum_is_symmetric_iff_a_factor_is_balanced(k, p_w, p_x):
+    support, pmf = T.binary_dot_distribution(k, p_w, p_x)
+    assert np.array_equal(support, -support[::-1]) and math.isclose(pmf.sum(), 1.0, rel_tol=1e-12)
+    assert math.isclose(float(np.sum(support * pmf)), T.binary_dot_mean(k, p_w, p_x), abs_tol=1e-12)
+    symmetric = 0.5 in (p_w, p_x)
+    assert np.allclose(pmf, pmf[::-1], rtol=1e-12, atol=0) == symmetric
+    assert (T.binary_dot_skewness(k, p_w, p_x) == 0.0) == symmetric
+    check = T.measure_binary_dot_skewness(k, p_w, p_x, n=200_000, rng=np.random.default_rng(k))
+    assert_agrees(check)
+    if not symmetric:
+        assert_rejected(check, 0.0)
+
+
+# Kim et al. 2021
+
+@pytest.mark.parametrize("x_offset, y_offset, range_", [(0.0, 0.0, 1.0), (0.5, 0.0, 1.0), (1.2, 0.0, 1.0),
+                                                        (0.0, 0.5, 1.0), (0.0, 0.0, 2.0), (3.0, 3.0, 3.0)])
+def test_skew_of_hardtanh_shifted_along_x_or_y_and_of_relu6(x_offset, y_offset, range_):
+    skew = T.hardtanh_skewness(x_offset, y_offset, range_)
+    if x_offset == 0.0:
+        assert skew == 0.0                    # shifting along y or widening keeps it symmetric
+    else:
+        assert skew > 0.3                     # shifting right along x skews it right
+    check = T.measure_hardtanh_skewness(x_offset, y_offset, range_, n=400_000, rng=np.random.default_rng(7))
+    assert_agrees(check)
+    if x_offset != 0.0:
+        assert_rejected(check, 0.0)
+    assert T.relu6_skewness() == T.hardtanh_skewness(3.0, 3.0, 3.0)
+
+
+def test_clipped_normal_moments_match_numerical_integration():
+    lo, hi, mu, sigma = -0.7, 1.9, 0.4, 1.3
+    pdf = stats.norm(mu, sigma)
+    raw = [lo ** j * pdf.cdf(lo) + hi ** j * pdf.sf(hi) + integrate.quad(lambda x: x ** j * pdf.pdf(x), lo, hi)[0]
+           for j in (1, 2, 3)]
+    var = raw[1] - raw[0] ** 2
+    skew = (raw[2] - 3 * raw[0] * raw[1] + 2 * raw[0] ** 3) / var ** 1.5
+    assert np.allclose(T.clipped_normal_moments(lo, hi, mu, sigma), (raw[0], var, skew), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("k, p_w, p_x", [(9, 0.5, 0.1), (8, 0.5, 0.95), (9, 0.7, 0.1), (16, 0.6, 0.6)])
+def test_zero_centred_binary_weights_rebalance_an_unbalanced_input(k, p_w, p_x):
+    share = T.binary_dot_plus_share(k, p_w, p_x)
+    if p_w == 0.5:
+        assert math.isclose(share, T.binary_dot_plus_share(k, 0.5, 0.5), rel_tol=1e-12)
+    check = T.measure_binary_dot_plus_share(k, p_w, p_x, n=200_000, rng=np.random.default_rng(k))
+    assert_agrees(check)
+    if p_w != 0.5:
+        assert_rejected(check, T.binary_dot_plus_share(k, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, 0.25, 0.5, 0.9, 1.0, 2.0])
+def test_leaky_relu_then_batchnorm_and_sign_gives_phi_of_minus_1_minus_a_over_sqrt_2pi(slope):
+    predicted = T.leaky_relu_bn_sign_fraction(slope)
+    if slope <= 1.0:
+        assert math.isclose(predicted, stats.norm.cdf(-(1 - slope) / math.sqrt(2 * math.pi)), rel_tol=1e-12)
+    check = T.measure_leaky_relu_bn_sign_fraction(slope, n=200_000, sigma=2.5, rng=np.random.default_rng(3))
+    assert_agrees(check)
+    if slope < 0.5:
+        assert_rejected(check, 0.5)
+
+
+@pytest.mark.parametrize("k, rho", [(2, 0.3), (2, 0.7), (3, 0.5)])
+def test_max_pool_skew_on_spatially_correlated_windows(k, rho):
+    rng = np.random.default_rng(int(10 * rho) + k)
+    mean_check, var_check = T.measure_pooled_moments(k, "max", n=200_000, rng=rng, rho=rho)
+    assert_agrees(mean_check)
+    assert_agrees(var_check)
+    check = T.measure_pooled_sign_fraction(k, "max", n=400_000, rng=rng, rho=rho)
+    assert_agrees(check)
+    iid = T.pooled_sign_fraction(k, "max")
+    assert iid < check.predicted < 0.5                          # correlation weakens the skew
+    assert_rejected(check, iid)
+    assert T.pooled_sign_fraction(k, "max", rho=0.0) == iid
+    assert_agrees(T.measure_pooled_sign_fraction(k, "avg", n=100_000, rng=rng, rho=rho))
+
+
+# Darabi et al. 2018 (BNN+)
+
+def test_tang_regularizer_beside_r1_and_r2():
+    w = np.array([-1.5, -1.0, -0.25, 0.0, 0.5, 2.0])
+    assert np.allclose(T.regularizer(1.0, w, "tang"), np.sum(np.where(np.abs(w) <= 1, 1 - w ** 2, 0.0)))
+    grad = T.regularizer_gradient(1.0, w, "tang")
+    assert np.all(grad[np.abs(w) > 1] == 0)                          # no pull from outside [-1, 1]
+    assert np.all(T.regularizer_gradient(1.0, w, "r1")[np.abs(w) > 1] != 0)
+    assert np.all(T.regularizer_gradient(1.0, w, "r2")[np.abs(w) > 1] != 0)
+    eps = 1e-6
+    for kind in ("r1", "r2", "tang"):                               # away from the kinks, the derivative
+        for x in (-0.6, 0.3, 1.7):
+            numeric = (T.regularizer(1.0, np.array([x + eps]), kind) - T.regularizer(1.0, np.array([x - eps]), kind))
+            assert math.isclose(float(numeric[()]) / (2 * eps), float(T.regularizer_gradient(1.0, np.array([x]),
+                                                                                              kind)[0]), abs_tol=1e-6)
+    with pytest.raises(ValueError, match="'r1', 'r2' or 'tang'"):
+        T.regularizer(1.0, w, "r3")
+
+
+@pytest.mark.parametrize("kind", ["r1", "r2", "tang"])
+@pytest.mark.parametrize("std, alpha", [(0.7, 0.9), (0.3, 1.0)])
+def test_expected_regularizers_for_gaussian_weights(kind, std, alpha):
+    check = T.measure_regularizer(kind, std, alpha, n=200_000, rng=np.random.default_rng(int(100 * std)))
+    assert_agrees(check)
+    assert_rejected(check, 1.1 * check.predicted)
+
+
+@pytest.mark.parametrize("kind, beta", [("htanh", 1.0), ("signswish", 1.0), ("signswish", 5.0),
+                                        ("signswish", 10.0)])
+def test_ste_spread_measures_how_close_a_pseudo_gradient_is_to_sign_prime(kind, beta):
+    check = T.measure_ste_spread(kind, beta, n=400_000, rng=np.random.default_rng(int(beta)))
+    assert_agrees(check)
+    assert_rejected(check, 1.1 * check.predicted)
+
+
+def test_signswish_is_closer_to_sign_prime_than_htanh_only_for_beta_above_2c():
+    threshold = 2 * T.ste_spread("signswish", 1.0)
+    assert math.isclose(T.signswish_closeness(threshold), 1.0, rel_tol=1e-12)
+    assert T.signswish_closeness(5.0) > 1.0 > T.signswish_closeness(2.0)
+    assert math.isclose(T.signswish_closeness(10.0), 2 * T.signswish_closeness(5.0), rel_tol=1e-12)

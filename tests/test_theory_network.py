@@ -231,9 +231,9 @@ def test_bad_arguments_are_named():
         T.binary_mlp((4, 4), False, activation="identity", clip_value=1.0)
     with pytest.raises(ValueError, match="seeds must be"):
         T.sample_binary_mlp((4, 4), 4, False, seeds=[3])
-    with pytest.raises(ValueError, match="batch must be an integer >= 2"):
+    with pytest.raises(ValueError, match="batch must be an int >= 2"):
         T.sample_binary_mlp((4, 4, 4), 1, True, seeds=2)
-    with pytest.raises(ValueError, match="depth must be an integer >= 1"):
+    with pytest.raises(ValueError, match="depth must be an int >= 1"):
         T.mlp_widths(0, 4)
     with pytest.raises(ValueError, match="predicted must hold one value per layer"):
         T.measure_theorem1_network(2, 4, 4, False, seeds=2, predicted=[1.0])

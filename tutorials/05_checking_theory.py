@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from minibnn import geometry, theory
+from minibnn import theory
+from minibnn.theory import geometry
 from minibnn.layers import BatchNorm2d, MaxPool2d
 from minibnn.metrics import plus_one_fraction
 from minibnn.quantizers import get, ste_sign

@@ -1,4 +1,4 @@
-"""The papers' experiments at classroom scale: one module per study, a shared runner, a command.
+"""The papers' experiments at classroom scale: one module per study, a shared recipe, sweep and report.
 
 =================  ========================================================  ==================================
 name               what it reproduces                                        module
@@ -16,10 +16,21 @@ ste-ablation       htanh / tanh / bireal / SS_5 / SS_10 / SS_t x R1 / R2 /   :mo
                    XNOR / none (Darabi et al. 2018, BNN+ Table 1)
 =================  ========================================================  ==================================
 
+What the studies share, one module each:
+
+=============  ==============================================================================================
+``studies``    the :class:`Study` base class and the registry ``STUDIES`` (``@STUDIES.register(NAME)``)
+``recipe``     the data, the models and one training run
+``sweep``      :func:`run_study`: one task per (config, seed), in this process or in worker processes
+``report``     the files: CSV, JSON, the paper-style Markdown table, the PNG plot
+``command``    ``minibnn experiment NAME`` (registered in :mod:`minibnn.cli`)
+=============  ==============================================================================================
+
 Every study runs offline on the bundled 8x8 digits by default (``dataset="mnist" | "fashion" | "cifar10"``
-with ``data_root`` for the real sets), in three sizes (``tiny``: seconds; ``quick``: minutes on 2 cores;
-``full``), over several seeds in parallel processes, and writes CSV, JSON, a Markdown table laid out like the
-paper's (our numbers beside the paper's) and a PNG plot. See :mod:`.runner` for how.
+with ``data_root`` for the real sets), in three sizes (``quick``, the default: minutes on 2 cores; ``full``: the
+closest to the paper; ``tiny``: seconds, a smoke test whose numbers mean nothing), over several seeds in
+parallel processes, and writes CSV, JSON, a Markdown table laid out like the paper's (our numbers beside the
+paper's) and a PNG plot.
 
 Example:
     >>> import minibnn.experiments as ex
@@ -36,16 +47,13 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence, Union
 
-# the studies register themselves on import, in the order of the papers' sections
-from . import random_bias  # noqa: F401  isort: skip
-from . import init_variance  # noqa: F401  isort: skip
-from . import bn_ablation  # noqa: F401  isort: skip
-from . import threshold_shift  # noqa: F401  isort: skip
-from . import ste_ablation  # noqa: F401  isort: skip
-from . import command  # noqa: F401  (registers the "minibnn experiment" command)
-from .runner import DATASETS, SIZES, Result, Study, get_study, load_data, run_study, study_names
+# the studies register themselves on import
+from . import bn_ablation, init_variance, random_bias, ste_ablation, threshold_shift  # noqa: F401
+from .recipe import DATASETS, load_data
+from .studies import SIZES, STUDIES, Study, get_study, study_names
+from .sweep import Result, run_study
 
-__all__ = ["run", "names", "get_study", "Result", "Study", "SIZES", "DATASETS", "load_data"]
+__all__ = ["run", "names", "get_study", "Result", "Study", "STUDIES", "SIZES", "DATASETS", "load_data"]
 
 
 def names() -> list:
@@ -54,7 +62,7 @@ def names() -> list:
 
 
 def run(name: str, seeds: Union[int, Sequence[int], None] = None, quick: bool = False, *, tiny: bool = False,
-        size: Optional[str] = None, out_dir: Optional[Union[str, os.PathLike]] = "results",
+        full: bool = False, size: Optional[str] = None, out_dir: Optional[Union[str, os.PathLike]] = "results",
         workers: Optional[int] = None, dataset: Optional[str] = None, data_root: Optional[str] = None,
         progress: bool = True, write: bool = True, **options: Any) -> Result:
     """Run the study ``name`` and write its files to ``out_dir/name/``; return the :class:`Result`.
@@ -62,7 +70,9 @@ def run(name: str, seeds: Union[int, Sequence[int], None] = None, quick: bool = 
     Args:
         name: one of :func:`names`.
         seeds: the number N of seeds (0, ..., N-1) or a list of seeds; default: the study's for the size.
-        quick: the quick size (minutes on 2 cores); ``tiny=True`` for seconds; neither: the full size.
+        quick, full, tiny: the size: quick (the default; minutes on 2 cores), full (the closest to the paper;
+            tens of minutes) or tiny (seconds: a smoke test whose numbers mean nothing, marked so in its table
+            and plot). At most one of them.
         size: ``"tiny"``, ``"quick"`` or ``"full"`` (instead of the flags).
         out_dir: the output folder (``runs.csv``, ``summary.csv``, ``results.json``, ``table.md``, ``plot.png``
             go to ``out_dir/name/``).
@@ -81,10 +91,10 @@ def run(name: str, seeds: Union[int, Sequence[int], None] = None, quick: bool = 
         The :class:`Result`: per-run numbers, the per-config summary (mean, std, min, max over seeds), the
         study's analysis and the paths written.
     """
-    chosen = [s for s, flag in (("tiny", tiny), ("quick", quick)) if flag]
+    chosen = [s for s, flag in (("tiny", tiny), ("quick", quick), ("full", full)) if flag]
     if len(chosen) > 1 or (chosen and size is not None and size != chosen[0]):
-        raise ValueError(f"run: choose one size; got tiny={tiny}, quick={quick}, size={size!r}")
-    size = size or (chosen[0] if chosen else "full")
+        raise ValueError(f"run: choose one size; got tiny={tiny}, quick={quick}, full={full}, size={size!r}")
+    size = size or (chosen[0] if chosen else "quick")
     if size not in SIZES:
         raise ValueError(f"run: size must be one of {', '.join(SIZES)}, got {size!r}")
     return run_study(name, seeds=seeds, size=size, out_dir=out_dir, workers=workers, progress=progress,

@@ -34,8 +34,12 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, binary_layers, build_model, md_table,
-                     lr_of, register_study, train, width_of)
+from ..losses import CrossEntropyLoss
+from ..random import manual_seed
+from ..tensor import Tensor
+from .recipe import ARCH_TITLES, binary_layers, build_model, lr_of, train, width_of
+from .report import md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 #: Sari et al.'s Table 2 (binarized ResNet-56, CIFAR-10): best accuracy, max and min over runs
 PAPER = {"batchnorm": (88.8, 86.9), "glorot": (80.3, 77.7), "fixed": (79.6, 78.9), "centred": (31.7, 14.5),
@@ -51,8 +55,11 @@ def _variant(kind: str, multiplier: float) -> str:
     return kind if kind != "fixed" or multiplier == 1 else f"fixed-c{multiplier:g}"
 
 
+@STUDIES.register("bn-ablation")
 class BNAblation(Study):
     name = "bn-ablation"
+    position = 3
+    choices = {"kinds": ("batchnorm", "glorot", "fixed", "centred", "none")}
     title = "BatchNorm ablation in binary networks: none / centred / fixed / Glorot scale (Sari et al. 2019, Table 2)"
     metric = "best_acc"
     sizes = {
@@ -79,7 +86,6 @@ class BNAblation(Study):
         return out
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..random import manual_seed
 
         data = self.data(opts)
         extra = {"num_hidden": int(opts["mlp_hidden_layers"])} if config["arch"] == "mlp" else {}
@@ -141,6 +147,9 @@ class BNAblation(Study):
             axes[0].bar(x + k * width, [r["best_acc_mean"] for r in rows], width,
                         yerr=[r["best_acc_std"] for r in rows], capsize=3, label=ARCH_TITLES[arch])
             axes[1].bar(x + k * width, [r["grad_growth_log10_mean"] for r in rows], width, label=ARCH_TITLES[arch])
+        paper = [PAPER[v][0] if v in PAPER else np.nan for v in variants]
+        axes[0].scatter(x + width * (len(archs) - 1) / 2, paper, marker="_", s=400, color="gray", zorder=3,
+                        label="paper, ResNet-56 (CIFAR-10)")
         for ax, label in ((axes[0], "best test accuracy (%)"), (axes[1], "log10 gradient growth at init")):
             ax.set_xticks(x + width * (len(archs) - 1) / 2)
             ax.set_xticklabels([TITLES[v] for v in variants], rotation=20, fontsize=8)
@@ -163,8 +172,6 @@ def _initial_gradient_growth(model, data, batch_size: int, seed: int) -> float:
     input; with BatchNorm (or a fixed scale) it stays bounded. Runs in training mode; the model's parameters
     and BatchNorm running statistics are restored afterwards, so training starts from the same state.
     """
-    from ..losses import CrossEntropyLoss
-    from ..tensor import Tensor
 
     layers = [m for _, m in binary_layers(model)]
     if len(layers) < 2:
@@ -182,6 +189,3 @@ def _initial_gradient_growth(model, data, batch_size: int, seed: int) -> float:
     if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
         return math.nan
     return math.log10(first / last)
-
-
-register_study(BNAblation())

@@ -32,8 +32,11 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table, lr_of,
-                     register_study, train, width_of)
+from ..init import ConstantVariance
+from ..random import manual_seed
+from .recipe import ARCH_TITLES, build_model, lr_of, train, width_of
+from .report import md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 #: best top-1 accuracy (%) in Sari et al.'s Table 1 (CIFAR-10): Glorot, then σ² = 1e-1 ... 1e-4
 PAPER = {"VGG": [90.5, 90.4, 90.7, 90.6, 90.6], "ResNet-56": [88.5, 86.9, 88.5, 88.8, 88.1],
@@ -49,8 +52,10 @@ def _init_name(init) -> str:
     return "glorot" if init == "glorot" else f"{float(init):g}"
 
 
+@STUDIES.register("init-variance")
 class InitVariance(Study):
     name = "init-variance"
+    position = 2
     title = "Constant-variance weight init σ² vs Glorot in binary networks (Sari et al. 2019, Table 1)"
     metric = "best_acc"
     sizes = {
@@ -70,8 +75,6 @@ class InitVariance(Study):
                 for arch in opts["archs"] for init in opts["inits"]]
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..init import ConstantVariance
-        from ..random import manual_seed
 
         data = self.data(opts)
         init = "glorot_uniform" if config["init"] == "glorot" else ConstantVariance(float(config["init"]))
@@ -138,12 +141,17 @@ class InitVariance(Study):
             if "glorot" in inits:
                 ax.axhline(result.row(f"{arch}/glorot")["best_acc_mean"], ls="--", color=f"C{k}",
                            label=f"{ARCH_TITLES[arch]} Glorot")
+            theirs = COUNTERPART.get(arch)
+            if theirs:
+                paper = dict(zip(("glorot", "0.1", "0.01", "0.001", "0.0001"), PAPER[theirs]))
+                shown = [v for v in variances if str(v) in paper]
+                ax.plot([float(v) for v in shown], [paper[str(v)] for v in shown], ls=":", marker="x",
+                        color="gray", label=f"paper, {theirs} (CIFAR-10)")
+                if "glorot" in inits:
+                    ax.axhline(paper["glorot"], ls="-.", color="gray", lw=0.8, label=f"paper, {theirs} Glorot")
         if variances and not any(math.isclose(float(v), 0.0) for v in variances):
             ax.set_xscale("log")
         ax.set_xlabel("σ² (uniform, the same in every layer)")
         ax.set_ylabel("best test accuracy (%)")
         ax.set_title("Sari et al. 2019, Table 1")
         ax.legend(fontsize=8)
-
-
-register_study(InitVariance())

@@ -13,7 +13,7 @@ What we do, at classroom scale: the same two sweeps on the bundled 8x8 digits (1
 1 channel), with :func:`minibnn.models.vgg7` and :func:`minibnn.models.bireal_resnet` scaled down by a width
 multiplier (first and last layers full precision, BatchNorm after every hidden layer). The "bias" is the
 shift β of the BatchNorm in front of each activation, drawn from U[-λ, λ] by
-:func:`~minibnn.experiments.runner.randomize_norm_bias` from its own generator, so every λ starts from the
+:func:`~minibnn.experiments.recipe.randomize_norm_bias` from its own generator, so every λ starts from the
 same weights (as in the paper). Full precision: the activation of each hidden layer is htanh, or ReLU (λ = 0)
 for the baseline, and weights are not clipped; binary: sign activations and weights with the clipped STE and
 BinaryNet's weight clip. Adam at Sari et al.'s rates (5e-3 for VGG-7, 1e-3 for the ResNet; the paper used
@@ -22,7 +22,7 @@ SGD with momentum 0.9 and weight decay 5e-4, ``--set optimizer=sgd --set lrs='{"
 The metric is the test error (%) after the last epoch, mean ± std over seeds. Each run also measures the
 paper's geometry at initialisation on 256 training images: the share of (point, unit) pairs inside the
 activation's gradient window and the Gini coefficients of data and hyperplane equality
-(:mod:`minibnn.geometry`).
+(:mod:`minibnn.theory.geometry`).
 
 Run it:
 
@@ -41,8 +41,13 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table,
-                     lr_of, randomize_norm_bias, register_study, train, width_of)
+from .. import functional as F
+from ..random import manual_seed
+from ..tensor import Tensor, no_grad
+from ..theory.geometry import activation_pattern, data_equality, hyperplane_equality
+from .recipe import ARCH_TITLES, binary_layers, build_model, lr_of, randomize_norm_bias, train, width_of
+from .report import md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 #: validation error (%) in Li & Partovi Nia's Table 1 (full precision) and Table 2 (binary), CIFAR-10
 PAPER_TABLE1 = {"vgg7": {"relu": 6.98, 0.0: 10.91, 0.5: 9.99, 1.0: 9.15, 1.5: 8.36, 2.0: 7.98, 2.5: 7.83},
@@ -54,8 +59,10 @@ _TRAINING = dict(optimizer="adam", lrs={"vgg7": 5e-3, "resnet": 1e-3, "mlp": 1e-
                  milestones=(0.5, 0.75))
 
 
+@STUDIES.register("random-bias")
 class RandomBias(Study):
     name = "random-bias"
+    position = 1
     title = "Random bias init U[-λ, λ] for htanh / binary networks vs ReLU (Li & Partovi Nia, Tables 1-2)"
     metric = "error"
     sizes = {
@@ -84,8 +91,6 @@ class RandomBias(Study):
         return out
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from .. import functional as F
-        from ..random import manual_seed
 
         data = self.data(opts)
         if config["activation"] == "sign":
@@ -184,6 +189,11 @@ class RandomBias(Study):
                 if part == "fp":
                     relu = result.row(f"fp/{arch}/relu")["error_mean"]
                     ax.axhline(relu, ls="--", color=color, label=f"{ARCH_TITLES[arch]} ReLU")
+                paper = (PAPER_TABLE1 if part == "fp" else PAPER_TABLE2).get(arch, {})
+                paper_lams = [lam for lam in lams if lam in paper]
+                if paper_lams:
+                    ax.plot(paper_lams, [paper[lam] for lam in paper_lams], ls=":", marker="x", color="gray",
+                            label=f"paper, {ARCH_TITLES[arch]} (CIFAR-10)")
             ax.set_xlabel("λ (bias init U[-λ, λ])")
             ax.set_ylabel("test error (%)")
             ax.set_title("full precision (Table 1)" if part == "fp" else "binary (Table 2)")
@@ -195,16 +205,13 @@ def _initial_geometry(model, data, activation: str, seed: int, n_points: int = 2
 
     For every hidden layer with an activation in front (its ``input_quantizer``: ReLU, htanh or sign with the
     clipped STE), the pre-activations z of the batch give the pattern of (point, unit) pairs that pass gradient
-    (z > 0 for ReLU, |z| <= 1 for htanh and the STE; :func:`minibnn.geometry.activation_pattern`; for a
+    (z > 0 for ReLU, |z| <= 1 for htanh and the STE; :func:`minibnn.theory.geometry.activation_pattern`; for a
     convolution a unit is one (channel, position)). Returned, averaged over those layers: the share of active
     pairs, and the Gini coefficients of the per-point counts (data equality; 0 = every point reaches as many
     units) and of the per-unit counts (hyperplane equality; 0 = every unit sees as many points). Random biases
     should lower the first Gini and raise the second (Li & Partovi Nia, Secs. 3-4). BatchNorm statistics and
     parameters are restored afterwards, so training starts from the same state.
     """
-    from ..geometry import activation_pattern, data_equality, hyperplane_equality
-    from ..tensor import Tensor, no_grad
-    from .runner import binary_layers
 
     inputs: List[np.ndarray] = []
     removers = [layer.register_forward_hook(lambda m, args, out: inputs.append(np.asarray(args[0].data)))
@@ -227,6 +234,3 @@ def _initial_geometry(model, data, activation: str, seed: int, n_points: int = 2
         plane_gini.append(hyperplane_equality(pattern).gini)
     return {"init_active_share": float(np.nanmean(shares)), "init_data_gini": float(np.nanmean(data_gini)),
             "init_hyperplane_gini": float(np.nanmean(plane_gini))}
-
-
-register_study(RandomBias())

@@ -37,8 +37,11 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (ARCH_TITLES, COMMON_OPTIONS, Study, build_model, md_table, lr_of,
-                     register_study, train, width_of)
+from ..random import manual_seed
+from ..regularizers import BNNPlusRegularizer
+from .recipe import ARCH_TITLES, build_model, lr_of, train, width_of
+from .report import md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 #: Darabi et al.'s Table 1 (CIFAR-10 top-1 %): {scale: {ste: (AlexNet, DoReFa-Net)}}
 PAPER = {
@@ -60,8 +63,11 @@ _TRAINING = dict(batch_size=64, lrs={"mlp": 1e-3, "vgg-small": 5e-3}, milestones
                  reg_coefficient=5e-7)
 
 
+@STUDIES.register("ste-ablation")
 class SteAblation(Study):
     name = "ste-ablation"
+    position = 5
+    choices = {"stes": tuple(STE_TITLES), "scales": tuple(SCALE_TITLES)}
     title = "STE x weight scale / regularizer ablation (Darabi et al. 2018, BNN+ Table 1)"
     metric = "final_acc"
     sizes = {
@@ -81,8 +87,6 @@ class SteAblation(Study):
                 for arch in opts["archs"] for scale in opts["scales"] for ste in opts["stes"]]
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..random import manual_seed
-        from ..regularizers import BNNPlusRegularizer
 
         data = self.data(opts)
         scale = config["scale"]
@@ -164,13 +168,16 @@ class SteAblation(Study):
             ax.set_yticks(range(len(o["scales"])))
             ax.set_yticklabels([SCALE_TITLES[s] for s in o["scales"]])
             low, high = np.nanmin(grid), np.nanmax(grid)
-            for i in range(grid.shape[0]):
-                for j in range(grid.shape[1]):
+            theirs = COUNTERPART.get(arch)
+            for i, scale in enumerate(o["scales"]):
+                for j, ste in enumerate(o["stes"]):
                     bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
-                    ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                            color="black" if bright else "white")
-            ax.set_title(f"{ARCH_TITLES[arch]}: final test accuracy (%)")
-            fig.colorbar(image, ax=ax)
-
-
-register_study(SteAblation())
+                    text = f"{grid[i, j]:.1f}"
+                    if theirs:
+                        text += f"\n({PAPER[scale][ste][theirs[1]]:.1f})"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if bright else "white")
+            ax.set_xlabel("pseudo-gradient of sign in the backward pass (STE)")
+            ax.set_ylabel("weight scale α / regularizer")
+            paper_note = f"; in brackets: paper, {theirs[0]}" if theirs else ""
+            ax.set_title(f"{ARCH_TITLES[arch]}: final test accuracy (%){paper_note}", fontsize=9)
+            fig.colorbar(image, ax=ax, label="final test accuracy (%), ours")

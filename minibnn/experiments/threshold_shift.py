@@ -45,14 +45,22 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .runner import (COMMON_OPTIONS, Study, binary_layers, build_model, fmt_pm, md_table,
-                     lr_of, norm_layers, register_study, train, width_of)
+from ..metrics import PlusOneFraction
+from ..quantizers import ShiftedThreshold, TrainableThreshold
+from ..random import manual_seed
+from ..tensor import Tensor, no_grad
+from .recipe import binary_layers, build_model, lr_of, norm_layers, train, width_of
+from .report import fmt_pm, md_table
+from .studies import COMMON_OPTIONS, STUDIES, Study
 
 _TRAINING = dict(batch_size=64, lrs={"vgg-small": 5e-3}, milestones=(0.5, 0.75), arch="vgg-small")
 
 
+@STUDIES.register("threshold-shift")
 class ThresholdShift(Study):
     name = "threshold-shift"
+    position = 4
+    choices = {"pools": ("max", "avg")}
     title = "Shifted sign thresholds, max vs average pooling, trainable thresholds (Kim et al. 2021, Figs. 4, 6-8)"
     metric = "final_acc"
     sizes = {
@@ -76,9 +84,6 @@ class ThresholdShift(Study):
         return out
 
     def run_one(self, config: Dict[str, Any], seed: int, opts: Dict[str, Any]) -> Dict[str, Any]:
-        from ..metrics import PlusOneFraction
-        from ..quantizers import ShiftedThreshold, TrainableThreshold
-        from ..random import manual_seed
 
         data = self.data(opts)
         manual_seed(seed)
@@ -189,6 +194,8 @@ class ThresholdShift(Study):
                              marker="o", capsize=3, color=f"C{k}", label=f"{pool} pool: final test")
             axes[0].plot(shifts, [r["first_epoch_train_acc_mean"] for r in rows], ls=":", marker=".",
                          color=f"C{k}", label=f"{pool} pool: 1st-epoch train")
+        if min(shifts) <= 1.2 <= max(shifts):
+            axes[0].axvline(1.2, color="gray", ls=":", label="paper's best t (vgg-small, CIFAR-10)")
         axes[0].set_xlabel("threshold shift t")
         axes[0].set_ylabel("accuracy (%)")
         axes[0].set_title("Figs. 4a, 4d, 6")
@@ -222,7 +229,6 @@ class ThresholdShift(Study):
 
 
 def _forward_test_set(model, data) -> None:
-    from ..tensor import Tensor, no_grad
 
     model.eval()
     with no_grad():
@@ -277,6 +283,3 @@ def _mean(values: List[float]) -> float:
 
 def _num(value, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-register_study(ThresholdShift())

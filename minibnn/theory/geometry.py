@@ -20,10 +20,11 @@ read it, one per property the paper names (its words are qualitative, so the pre
   their entropy, and the mean Jaccard distance between the point sets of two units.
 
 Each equality is summarised by its mean share, standard deviation, coefficient of variation and Gini
-coefficient (see :class:`Equality`). Closed forms for the *expected* shares live in :mod:`minibnn.theory`
-(``expected_active_share``, ``datum_hyperplane_share``, ``hyperplane_data_share``); this module *measures*
-them on given weights and data. ``model_geometry`` does it for every Linear layer of a
-model, and ``plot_active_regions`` / ``plot_relu_vs_htanh`` draw the paper's Figs. 1 and 3 for 2-D inputs.
+coefficient (see :class:`Equality`). Closed forms for the *expected* shares live in
+:mod:`minibnn.theory.random_bias` (``expected_active_share``, ``datum_hyperplane_share``,
+``hyperplane_data_share``); this module *measures* them on given weights and data. ``model_geometry`` does it
+for every Linear layer of a model, and ``plot_active_regions`` / ``plot_relu_vs_htanh`` draw the paper's
+Figs. 1 and 3 for 2-D inputs.
 
 Example:
     >>> import numpy as np
@@ -44,7 +45,10 @@ from typing import Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 
-from .atomic import atomic_write
+from .. import _checks
+from ..atomic import atomic_write
+from ..probes import ActivationRecorder
+from ..tensor import Tensor, no_grad
 
 __all__ = [
     "ACTIVATIONS", "pre_activations", "activation_pattern", "gini",
@@ -86,12 +90,6 @@ def _weight_and_bias(who: str, layer):
         raise ValueError(f"{who}: the bias must have shape ({W.shape[0]},) to match the weight of shape "
                          f"{W.shape}, got shape {b.shape}")
     return W, b
-
-
-def _check_activation(who: str, activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{who}: activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
 
 
 def _check_pattern(who: str, pattern) -> np.ndarray:
@@ -150,7 +148,7 @@ def activation_pattern(z, activation: str) -> np.ndarray:
         >>> activation_pattern(z, "relu").astype(int).tolist(), activation_pattern(z, "htanh").astype(int).tolist()
         ([0, 0, 0, 1, 1], [0, 1, 1, 1, 0])
     """
-    activation = _check_activation("activation_pattern", activation)
+    activation = _checks.choice("activation_pattern", "activation", activation, ACTIVATIONS)
     z = _array(z)
     return z > 0 if activation == "relu" else np.abs(z) <= 1
 
@@ -373,7 +371,7 @@ def layer_geometry(layer, x, activation: str) -> LayerGeometry:
         >>> round(g.data.mean, 1)
         0.5
     """
-    _check_activation("layer_geometry", activation)
+    _checks.choice("layer_geometry", "activation", activation, ACTIVATIONS)
     return _geometry_of(pre_activations(layer, x), activation)
 
 
@@ -420,21 +418,20 @@ def model_geometry(model, x, activation: Union[str, Mapping[str, str]],
         >>> list(geo), geo["0"].pattern.shape
         (['0', '2'], (200, 16))
     """
-    from .probes import ActivationRecorder
-    from .tensor import Tensor, no_grad
-
     names = list(linear_layers(model)) if layers is None else list(layers)
     if not names:
         raise ValueError("model_geometry: the model has no Linear-like layer (a module with a 2-D .weight); "
                          "name the modules to measure with layers=[...]")
     if isinstance(activation, str):
-        per_layer = {name: _check_activation("model_geometry", activation) for name in names}
+        activation = _checks.choice("model_geometry", "activation", activation, ACTIVATIONS)
+        per_layer = {name: activation for name in names}
     else:
         missing = [name for name in names if name not in activation]
         if missing:
             raise KeyError(f"model_geometry: activation has no entry for layer(s) {missing}; it names "
                            f"{sorted(activation)}")
-        per_layer = {name: _check_activation("model_geometry", activation[name]) for name in names}
+        per_layer = {name: _checks.choice("model_geometry", f"activation[{name!r}]", activation[name], ACTIVATIONS)
+                     for name in names}
     params = model.parameters()
     dtype = params[0].dtype if params else np.dtype(np.float32)
     data = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
@@ -479,7 +476,7 @@ def _matplotlib():
         import matplotlib
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise ImportError("minibnn.geometry: plotting needs matplotlib, an optional dependency of minibnn; "
+        raise ImportError("minibnn.theory.geometry: plotting needs matplotlib, an optional dependency of minibnn; "
                           "install it with `pip install matplotlib`") from error
     return matplotlib, Figure
 
@@ -523,7 +520,7 @@ def plot_active_regions(layer, activation: str, x=None, extent: float = 3.0, res
     Raises:
         ImportError: if matplotlib is not installed.
     """
-    activation = _check_activation("plot_active_regions", activation)
+    activation = _checks.choice("plot_active_regions", "activation", activation, ACTIVATIONS)
     W, b = _weight_and_bias("plot_active_regions", layer)
     if W.shape[1] != 2:
         raise ValueError(f"plot_active_regions: needs 2-D inputs, i.e. a weight of shape (m, 2), got {W.shape}")
