@@ -22,9 +22,17 @@ LESSON_DIR = HERE / "lessons"          # generated notebooks go here (git-ignore
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # the lessons' small products; keeps a shared machine usable
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+# The lessons' kernels start with matplotlib's inline backend, as `%matplotlib inline` would: a lesson cell that
+# ends with a Figure then shows it even when the figure was made without pyplot (minibnn's plots use Figure()).
+# The IPython profile lives under _build, so the build writes nothing else into the source tree.
+_IPYTHON = HERE / "_build" / ".ipython"
+(_IPYTHON / "profile_default").mkdir(parents=True, exist_ok=True)
+(_IPYTHON / "profile_default" / "ipython_kernel_config.py").write_text(
+    'c.InteractiveShellApp.matplotlib = "inline"\nc.HistoryManager.enabled = False\n', encoding="utf-8")
+os.environ["IPYTHONDIR"] = str(_IPYTHON)
 
 import minibnn  # noqa: E402
 
@@ -59,7 +67,10 @@ suppress_warnings = ["myst.header"]   # the lessons start at "# NN · title" the
 # --- MyST and notebooks ------------------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "attrs_inline"]
 myst_heading_anchors = 3
-nb_execution_mode = "cache"           # re-executes a lesson only when its source changed
+# Every build runs every lesson, so a page always shows what today's library gives. While editing prose, add
+# -D nb_execution_mode=cache to re-run a lesson only when its own text changed (the cache does not see changes
+# to the library).
+nb_execution_mode = "force"
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True     # a lesson that raises fails the build
