@@ -1,7 +1,7 @@
 """Sphinx configuration of minibnn's documentation site.
 
 Build (offline, warnings are errors):  python -m sphinx -W -b html docs docs/_build/html
-Dependencies: pip install ".[docs]"
+Dependencies: python -m pip install -e ".[docs]"
 
 The lessons are the tutorials' jupytext percent scripts, converted to notebooks under docs/lessons/ at the start
 of every build and executed by myst-nb (their outputs and figures are computed, never stored). To point the site at
@@ -18,7 +18,9 @@ ROOT = HERE.parent
 LESSON_GLOBS = ["tutorials/[0-9][0-9]_*.py"]
 LESSON_DIR = HERE / "lessons"          # generated notebooks go here (git-ignored, rewritten only when changed)
 
-# The library documented and executed is the one in this source tree, installed or not.
+# The library documented and executed is the one in this source tree, installed or not. Its compiled kernels are
+# used when they were built in place (pip install -e, or setup.py build_ext --inplace); otherwise the lessons
+# run on the NumPy fallback, which gives the same results more slowly.
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))

@@ -16,7 +16,10 @@ def public_modules(package: str):
     root = importlib.import_module(package)
     names = [package]
     for info in pkgutil.walk_packages(root.__path__, prefix=package + "."):
-        if any(part.startswith("_") for part in info.name.split(".")):
+        parts = info.name.split(".")
+        # private modules, and files that are not importable names (a lesson "01_autograd.py" kept as package
+        # data: importing it would run it)
+        if any(part.startswith("_") or not part.isidentifier() for part in parts):
             continue
         names.append(info.name)
     return sorted(names)
