@@ -83,6 +83,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14"],
         "plot": ["matplotlib>=3.5"],
+        "docs": ["sphinx>=7.2", "furo>=2024.1", "myst-nb>=1.1", "jupytext>=1.14", "ipykernel>=6", "matplotlib>=3.5", "sphinx-mathjax-offline>=0.0.2"],
     },
     entry_points={"console_scripts": ["minibnn=minibnn.cli:main"]},
     ext_modules=kernel_extensions(),
