@@ -5,7 +5,7 @@ name               what it reproduces                                        mod
 =================  ========================================================  ==================================
 random-bias        λ sweep of the bias init U[-λ, λ], htanh vs ReLU and      :mod:`.random_bias`
                    binary nets (Li & Partovi Nia, Tables 1-2)
-init-variance      constant-variance init σ² in 1e-1 ... 1e-4 vs Glorot     :mod:`.init_variance`
+init-variance      constant-variance init σ² in 1e-1 ... 1e-4 vs Glorot      :mod:`.init_variance`
                    (Sari et al. 2019, Table 1)
 bn-ablation        BatchNorm / Glorot scale / fixed scale / centred only /   :mod:`.bn_ablation`
                    none (Sari et al. 2019, Table 2)
