@@ -273,7 +273,7 @@ def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = N
     patches = x[:, rows[:, None, :, None], cols[None, :, None, :]]           # (B, OH, OW, taps, taps, wc)
     real = real_rows[:, None, :, None] & real_cols[None, :, None, :]
     patches = np.where(real[None, ..., None], patches, np.iinfo(np.uint64).max)   # all ones: AND's identity
-    return np.bitwise_and.reduce(patches, axis=(3, 4))
+    return np.ascontiguousarray(np.bitwise_and.reduce(patches, axis=(3, 4)))
 
 
 def _real_window(out_size: int, stride: int, padding: int, kernel: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
