@@ -270,10 +270,15 @@ def load_mnist(root, split: str = "train", kind: str = "mnist", download: bool =
         FileNotFoundError: files missing and `download` is False. DownloadError: a download failed.
         ValueError: bad arguments, or files that are corrupt or do not match each other.
 
-    Example (needs the files, so not run here):
-        >>> x, y = load_mnist("data", "train", download=True)  # doctest: +SKIP
-        >>> x.shape, y.shape  # doctest: +SKIP
-        ((60000, 28, 28), (60000,))
+    Example: ``x, y = load_mnist("data", "train", download=True)`` gives x of shape (60000, 28, 28). Without
+    the files and without ``download``, the error says which file to put where:
+
+        >>> import tempfile
+        >>> load_mnist(tempfile.mkdtemp(), "test")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: load_mnist(kind='mnist', split='test'): missing file(s):
+        ...
     """
     where = "load_mnist"
     _checks.choice(where, "split", split, ("train", "test"))
@@ -362,10 +367,15 @@ def load_cifar10(root, split: str = "train", download: bool = False, normalize: 
         FileNotFoundError: files missing and `download` is False. DownloadError: the download failed.
         ValueError: bad arguments, or a batch file that is corrupt.
 
-    Example (needs the files, so not run here):
-        >>> x, y = load_cifar10("data", "test", download=True)  # doctest: +SKIP
-        >>> x.shape, CIFAR10_CLASSES[y[0]]  # doctest: +SKIP
-        ((10000, 3, 32, 32), 'cat')
+    Example: ``x, y = load_cifar10("data", "test", download=True)`` gives x of shape (10000, 3, 32, 32), and
+    ``CIFAR10_CLASSES[y[0]]`` is ``'cat'``. Without the files and without ``download``:
+
+        >>> import tempfile
+        >>> load_cifar10(tempfile.mkdtemp(), "test")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: load_cifar10(split='test'): missing file(s):
+        ...
     """
     where = "load_cifar10"
     _checks.choice(where, "split", split, ("train", "test"))
