@@ -709,3 +709,30 @@ def test_package_is_pure_numpy():
     assert imported <= {"__future__", "gzip", "hashlib", "http", "math", "operator", "os", "sys", "tarfile",
                         "tempfile", "urllib", "zlib", "typing", "numpy", "..atomic", ".._checks", ".loader",
                         ".digits", ".readers", ".synthetic"}, imported
+
+
+@pytest.mark.parametrize("reader, header", [
+    (read_idx, bytes([0, 0, 0x08, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28])),    # claims one 28x28 image
+    (read_cifar10_batch, b""),
+])
+def test_gzip_bomb_is_refused_in_bounded_memory(tmp_path, monkeypatch, reader, header):
+    """Issue 10, defect 9: a small .gz inflating far beyond what its header (or the CIFAR-10 bound) allows is
+    refused after reading at most that much plus one chunk, not after inflating the whole stream."""
+    import tracemalloc
+    monkeypatch.setattr(readers, "CIFAR10_MAX_RECORDS", 1000)    # 3 MB instead of the whole set's 184 MB
+    size = 64 << 20
+    path = tmp_path / "bomb.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        zeros = bytes(1 << 20)
+        for _ in range(size >> 20):
+            f.write(zeros)
+    assert path.stat().st_size < size // 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="bomb.gz is corrupt: it decompresses to more than"):
+            reader(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak

@@ -51,18 +51,46 @@ def finish_images(images: np.ndarray, labels: np.ndarray, scale: float, normaliz
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path, where: str) -> tuple[bytes, bool]:
-    """Return the whole content of `path`, gunzipped if it starts with the gzip magic, and whether it was."""
+def _read_bytes(path, where: str, max_size) -> tuple[bytes, str]:
+    """The content of `path`, gunzipped if it starts with the gzip magic, and how to name its size in messages.
+
+    A gzip stream is decompressed 1 MiB at a time and only while it can still be a valid file:
+    ``max_size(data so far)`` is the largest size a valid file starting with those bytes has (None: not known
+    yet). So a small ``.gz`` that inflates to gigabytes (a gzip bomb) is refused after at most that many bytes
+    plus 1 MiB, in bounded memory and time.
+    """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        blob = f.read()
-    if not blob.startswith(_GZIP_MAGIC):
-        return blob, False
+        if f.read(2) != _GZIP_MAGIC:
+            f.seek(0)
+            return f.read(), "size"                       # a plain file: its size on disk bounds the read
+    data = bytearray()
     try:
-        return gzip.decompress(blob), True
-    except (EOFError, OSError, zlib.error) as err:
-        raise ValueError(f"{where}: {path} is a truncated or corrupt gzip file ({len(blob)} compressed bytes): "
-                         f"{err}") from err
+        with gzip.open(path, "rb") as stream:
+            while True:
+                limit = max_size(bytes(data[:4 + 4 * 255]))   # the longest possible header
+                if limit is not None and len(data) > limit:
+                    raise ValueError(f"{where}: {path} is corrupt: it decompresses to more than {limit} bytes, "
+                                     f"more than a valid file starting with its bytes holds (decompression was "
+                                     f"stopped there: a damaged file, or a gzip bomb)")
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    return bytes(data), "decompressed size"
+                data += chunk
+    except (EOFError, OSError, zlib.error) as err:      # (our own ValueError above passes through)
+        raise ValueError(f"{where}: {path} is a truncated or corrupt gzip file ({os.path.getsize(path)} compressed "
+                         f"bytes): {err}") from err
+
+
+def _idx_max_size(head: bytes):
+    """The size of an IDX file whose first bytes are `head`, from its header (None while the header is short)."""
+    if len(head) < 4:
+        return None
+    if len(head) < 4 + 4 * head[3]:
+        return None
+    dtype = _IDX_DTYPES.get(head[2])
+    shape = np.frombuffer(head, dtype=">u4", count=head[3], offset=4)
+    return 0 if dtype is None else 4 + 4 * head[3] + math.prod(int(d) for d in shape) * dtype.itemsize
 
 
 # IDX type codes (third byte of the magic number) -> NumPy dtype; multi-byte values are big-endian.
@@ -96,9 +124,8 @@ def read_idx(path) -> np.ndarray:
         array([[1, 2, 3],
                [4, 5, 6]], dtype=uint8)
     """
-    data, was_gzip = _read_bytes(path, "read_idx")
+    data, what = _read_bytes(path, "read_idx", _idx_max_size)
     path = os.fspath(path)
-    what = "decompressed size" if was_gzip else "size"
     if len(data) < 4:
         raise ValueError(f"read_idx: {path} is truncated: an IDX file starts with a 4-byte magic number, "
                          f"but its {what} is {len(data)} bytes")
@@ -125,6 +152,8 @@ def read_idx(path) -> np.ndarray:
 
 
 CIFAR10_RECORD_BYTES = 1 + 3 * 32 * 32  # one label byte, then 1024 red, 1024 green and 1024 blue pixel bytes
+#: the most records a gzipped batch may inflate to (the whole set in one file): the bound of its decompression
+CIFAR10_MAX_RECORDS = 60000
 
 
 def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
@@ -152,9 +181,8 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
         >>> images.shape, labels.tolist(), int(images[0, 2, 31, 31])
         ((1, 3, 32, 32), [7], 200)
     """
-    data, was_gzip = _read_bytes(path, "read_cifar10_batch")
+    data, what = _read_bytes(path, "read_cifar10_batch", lambda head: CIFAR10_MAX_RECORDS * CIFAR10_RECORD_BYTES)
     path = os.fspath(path)
-    what = "decompressed size" if was_gzip else "size"
     n, extra = divmod(len(data), CIFAR10_RECORD_BYTES)
     if n == 0 or extra:
         raise ValueError(f"read_cifar10_batch: {path} is truncated or corrupt: a CIFAR-10 binary batch is a whole "
