@@ -78,7 +78,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["minibnn", "minibnn.*"]),
-    package_data={"minibnn": ["datasets/*.npz", "datasets/README.md", "datasets/LICENSE"]},
+    package_data={"minibnn.data": ["datasets/*.npz", "datasets/README.md", "datasets/LICENSE"]},
     install_requires=["numpy>=2.0", "scipy>=1.9", "tqdm>=4.60", "threadpoolctl>=3.0"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14"],

@@ -2,7 +2,7 @@
 
 A binary layer multiplies q_in(x) ∈ {-1, +1} by α·q_w(W) ∈ {-α_n, +α_n} (one magnitude per output row n; α = 1
 without a weight scale). Each dot product of length K is then ``α_n · (K - 2 popcount(x XOR w_n))``
-(:mod:`minibnn.packing`), an integer times α_n, which :func:`minibnn.xnor.gemm` / :func:`~minibnn.xnor.conv2d`
+(:mod:`minibnn.xnor.packing`), an integer times α_n, which :func:`minibnn.xnor.gemm` / :func:`~minibnn.xnor.conv2d`
 compute from packed bits with α_n and the bias fused into the output transform. :func:`xnor_linear` and
 :func:`xnor_conv2d` are the alternative forwards of :class:`~minibnn.functional.LinearFn` and
 :class:`~minibnn.functional.Conv2dFn`, which call them when given ``use_kernel=True`` (a binary layer passes

@@ -29,7 +29,8 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import strategies as S
-from minibnn import Sequential, Tensor, gradcheck, packing, quantizers, theory
+from minibnn import Sequential, Tensor, gradcheck, quantizers, theory
+from minibnn.xnor import packing
 from minibnn import assignments
 from minibnn.constraints import apply_constraints
 from minibnn.layers import BatchNorm1d

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minibnn import Tensor, backend, models, no_grad, packing, xnor
+from minibnn import Tensor, backend, models, no_grad, xnor
+from minibnn.xnor import packing
 from minibnn import functional as F
 from minibnn.constraints import apply_constraints
 from minibnn.optim import Adam

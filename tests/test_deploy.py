@@ -181,7 +181,7 @@ def test_save_load_round_trip_is_bit_exact_and_atomic(tmp_path, monkeypatch):
     def broken_savez(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(deploy.np, "savez", broken_savez)
+    monkeypatch.setattr(np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         packed.save(path)
     assert path.read_bytes() == before                        # the previous file is untouched
@@ -231,3 +231,31 @@ def test_errors_name_the_problem():
     packed = deploy.freeze(models.bnn_mlp(in_features=8, hidden_units=8), (8,))
     with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 8\)"):
         packed(np.zeros((2, 9), np.float32))
+
+
+def test_nan_follows_the_models_input_quantizer(tmp_path):
+    """A NaN input gives whatever the model's sign gives: -1 (sign(x) as x >= 0) or +1, the convention of
+    minibnn.xnor.packing (bit = x < 0); the packed model records which (PackSigns.nan_plus, saved and loaded)."""
+    from minibnn import Tensor
+
+    class SignNanPlus(Module):                       # sign with NaN -> +1: not (x < 0)
+        name, precision = "sign_nan_plus", 1
+
+        def forward(self, t):
+            return Tensor(np.where(t.data < 0, -1.0, 1.0).astype(t.data.dtype))
+
+    for nan_plus in (False, True):
+        rng = np.random.default_rng(8)
+        model = randomize_norms(models.vgg_small(image_size=8, width=1 / 8, fc_units=(40,), rng=rng), rng)
+        if nan_plus:
+            for m in model.modules():
+                if isinstance(m, (QuantConv2d, QuantLinear)) and m.input_quantizer is not None:
+                    m.input_quantizer = SignNanPlus()
+        packed = deploy.freeze(model, (3, 8, 8))
+        assert [s.nan_plus for s in packed.stages if isinstance(s, deploy.PackSigns)] == [nan_plus]
+        x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+        x[0, :, 2, 3] = np.nan
+        x[3] = np.nan
+        np.testing.assert_array_equal(packed(x), float_logits(model, x))
+        packed.save(tmp_path / "m.npz")
+        np.testing.assert_array_equal(deploy.load(tmp_path / "m.npz")(x), float_logits(model, x))

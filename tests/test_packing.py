@@ -1,24 +1,18 @@
-"""The bit convention of minibnn.packing: which bit, which word, which padding, and the reference helpers.
+"""The bit convention of minibnn.xnor.packing: which bit, which word, which padding, and the reference helpers.
 
 The kernels themselves (every path, the references included) are checked against float arithmetic in
 test_xnor_kernels.py; this file pins down the layout they all share.
 """
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minibnn import packing
+from minibnn.xnor import packing
 
 SIGNED = [np.float32, np.float64, np.int8, np.int16, np.int32, np.int64]
-
-
-def test_docstring_examples_run():
-    assert doctest.testmod(packing, raise_on_error=False).failed == 0
 
 
 def test_bit_positions_and_word_order():

@@ -1,6 +1,6 @@
 """One specification, run against every kernel path: AVX-512, AVX2, NEON, scalar, NumPy (all through minibnn.xnor
 with the path forced), minibnn.xnor as it runs when the extension is not built, and the NumPy reference
-(minibnn.packing) itself.
+(minibnn.xnor.packing) itself.
 
 Every result must equal float arithmetic on the same ±1 data -- matmul, convolution, max-pool -- bit for bit.
 A new path is one line in PATHS. Paths this machine or this build cannot run are skipped (with the reason).
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minibnn import packing, xnor
+from minibnn import xnor
+from minibnn.xnor import dispatch, packing
 
 #: (name, how to run it): a path of minibnn.xnor forced with use_path, or the reference module itself
 PATHS = [
@@ -26,7 +27,7 @@ PATHS = [
     "scalar",
     "numpy",       # the NumPy path forced with the extension present
     "fallback",    # no extension at all: what runs when minibnn._xnor is not built
-    "reference",   # minibnn.packing, the readable specification
+    "reference",   # minibnn.xnor.packing, the readable specification
 ]
 
 
@@ -34,11 +35,11 @@ PATHS = [
 def without_extension():
     """minibnn.xnor in the state its import leaves when minibnn._xnor cannot be imported, for the block."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(xnor, "_ext", None)
-        mp.setattr(xnor, "EXTENSION_ERROR", "hidden by the test")
-        mp.setattr(xnor, "_forced", None)
-        mp.setattr(xnor, "_env_choice", "")
-        mp.setattr(xnor, "_best", None)
+        mp.setattr(dispatch, "_ext", None)
+        mp.setattr(dispatch, "EXTENSION_ERROR", "hidden by the test")
+        mp.setattr(dispatch, "_forced", None)
+        mp.setattr(dispatch, "_env_choice", "")
+        mp.setattr(dispatch, "_best", None)
         assert xnor.available_paths() == ("numpy",) and xnor.active_path() == "numpy"
         yield xnor
 
@@ -54,7 +55,7 @@ def kernels(path):
             yield kern
         return
     if path not in xnor.available_paths():
-        reason = xnor._unavailable_reason(path)
+        reason = dispatch._unavailable_reason(path)
         pytest.skip(f"path {path!r} is not available here: {reason}")
     with xnor.use_path(path):
         yield xnor
@@ -310,7 +311,7 @@ def test_import_without_extension_falls_back_to_numpy(tmp_path):
     env = dict(os.environ)
     env.pop(xnor.ENV_VAR, None)
     env.pop("MINIBNN_USE_KERNELS", None)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(xnor.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(xnor.__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
@@ -375,9 +376,10 @@ def _w(*shape):
     (lambda: xnor.gemm(_w(2, 1), _w(3, 2), 64), ValueError, "ceil\\(64/64\\) = 1 words.*b has shape \\(3, 2\\)"),
     (lambda: xnor.gemm(_w(2, 2), _w(3, 2), 64), ValueError, "k=64 needs ceil\\(64/64\\) = 1 words.*a"),
     (lambda: xnor.gemm(_w(2, 1) + 8, _w(3, 1), 3), ValueError, "a has set bits past k=3"),
-    (lambda: xnor.gemm(_w(0, 1), _w(3, 1), 10), ValueError, "a is empty \\(shape \\(0, 1\\)\\)"),
-    (lambda: xnor.gemm(_w(2, 1), _w(3, 1), 0), ValueError, "k must be >= 1, got 0"),
-    (lambda: xnor.gemm(_w(2, 1), _w(3, 1), 2.0), TypeError, "k must be an integer"),
+    (lambda: xnor.gemm(_w(2, 0), _w(3, 1), 10), ValueError, "a is empty \\(shape \\(2, 0\\)\\)"),
+    (lambda: xnor.gemm(_w(2, 1), _w(0, 1), 10), ValueError, "b is empty \\(shape \\(0, 1\\)\\)"),
+    (lambda: xnor.gemm(_w(2, 1), _w(3, 1), 0), ValueError, "k must be an int >= 1, got 0"),
+    (lambda: xnor.gemm(_w(2, 1), _w(3, 1), 2.0), TypeError, "k must be an int, got 2.0"),
     (lambda: xnor.gemm(_w(2, 1), _w(3, 1), 2**31), ValueError, "too large for int32"),
     (lambda: xnor.gemm(_w(2, 1), _w(3), 10), ValueError, "b must be 2-D"),
     (lambda: xnor.gemm(_w(2**20, 1), _w(2**20, 1), 10), ValueError, "output of shape \\(1048576, 1048576\\)"),
@@ -391,13 +393,14 @@ def _w(*shape):
     (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 2), 64), ValueError, "x has 1 words per pixel.*w has 2"),
     (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 1), 65), ValueError, "channels=65 needs ceil\\(65/64\\) = 2"),
     (lambda: xnor.conv2d(_w(1, 2, 2, 1), _w(2, 3, 3, 1), 8), ValueError, "kernel 3x3 does not fit the input 2x2"),
-    (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 1), 8, stride=0), ValueError, "stride must be >= 1, got 0"),
+    (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 1), 8, stride=0), ValueError,
+     "stride must be an int in \\[1, 2147483647\\] or a pair of them, got 0"),
     (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 1), 8, padding=(1, 2, 3)), ValueError, "padding must be an int"),
     (lambda: xnor.conv2d(_w(1, 4, 4, 1), _w(2, 3, 3, 1), 8, pad_value=2), ValueError, "pad_value must be"),
     (lambda: xnor.conv2d(_w(1, 4, 4), _w(2, 3, 3, 1), 8), ValueError, "x must be 4-D"),
     (lambda: xnor.conv2d(_w(1, 1024, 1024, 1), _w(2**16, 1, 1, 1), 8), ValueError, "output of shape"),
     (lambda: xnor.maxpool2d(_w(1, 4, 4, 1), 2, padding=2), ValueError, "padding \\(2, 2\\) must be at most half"),
-    (lambda: xnor.maxpool2d(_w(1, 4, 4, 1), 0), ValueError, "kernel_size must be >= 1"),
+    (lambda: xnor.maxpool2d(_w(1, 4, 4, 1), 0), ValueError, "kernel_size must be an int in \\[1, "),
     (lambda: xnor.pack(np.zeros((2, 0), np.float32)), ValueError, "no empty axis"),
     (lambda: xnor.pack(np.zeros((4, 4), np.float32)[:, ::2]), ValueError, "x must be C-contiguous"),
     (lambda: xnor.pack(np.zeros(4, np.uint8)), TypeError, "x must be real.*uint8"),
@@ -410,3 +413,118 @@ def test_bad_input_raises_a_clear_error(path, call, error, message):
     with kernels(path):
         with pytest.raises(error, match=message):
             call()
+
+
+# --- issue 10: huge integers, empty batches, unpack's dtype, byte order ----------------------------------------------
+
+KERNEL_PATHS = [p for p in PATHS if p != "reference"]
+HUGE = [2**31, 2**40, 2**62, 2**62 + 1, 2**63, 2**64 + 5, 2**100]
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+@pytest.mark.parametrize("huge", HUGE)
+@pytest.mark.parametrize("call, name", [
+    (lambda v: xnor.conv2d(_w(1, 1, 1, 1), _w(1, 1, 1, 1), 1, stride=v, padding=v, pad_value=0), "stride"),
+    (lambda v: xnor.conv2d(_w(1, 1, 1, 1), _w(1, 1, 1, 1), 1, padding=(1, v)), "padding"),
+    (lambda v: xnor.conv2d(_w(1, 1, 1, 1), _w(1, 1, 1, 1), v), "channels"),
+    (lambda v: xnor.maxpool2d(_w(1, 1, 1, 1), kernel_size=v, padding=v // 2), "kernel_size"),
+    (lambda v: xnor.maxpool2d(_w(1, 1, 1, 1), 1, stride=(1, v)), "stride"),
+    (lambda v: xnor.maxpool2d(_w(1, 1, 1, 1), 3, padding=v), "padding"),
+    (lambda v: xnor.gemm(_w(1, 1), _w(1, 1), v), "k"),
+    (lambda v: xnor.unpack(_w(1, 1), v), "k"),
+    (lambda v: xnor.fold_threshold(np.ones(1, np.float32), np.ones(1, np.float32), v), "k"),
+])
+def test_huge_integers_get_the_librarys_error_naming_the_argument(path, huge, call, name):
+    """Defects 1-3: never a crash, an OverflowError or a 64 TiB allocation; the same refusal on every path."""
+    with kernels(path):
+        with pytest.raises(ValueError, match=rf"xnor\.\w+: {name}\b"):
+            call(huge)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("stride, padding, pad_value", [
+    ((2**30, 2**30), (2**30, 2**30), 1), ((2**30, 2**29), (2**30, 2**30), 0),
+    ((xnor.MAX_EXTENT, 2**30 + 1), (2**30, 1), -1), ((xnor.MAX_EXTENT,) * 2, (xnor.MAX_EXTENT,) * 2, 0)])
+def test_extreme_but_valid_stride_and_padding_are_computed_alike(path, stride, padding, pad_value):
+    """The largest accepted strides and paddings give the exact answer on every path (the NumPy one included,
+    which never builds the padded input): output pixel (y, x) reads the one real +1 pixel iff y*s == p."""
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = 2 * ph // sh + 1, 2 * pw // sw + 1
+    assert oh * ow <= 16                                     # a few output pixels, computed from huge offsets
+    expected = np.full((1, oh, ow, 1), pad_value, dtype=np.int32)
+    for y in range(oh):
+        for x in range(ow):
+            if y * sh == ph and x * sw == pw:
+                expected[0, y, x, 0] = 1
+    with kernels(path) as kern:
+        got = kern.conv2d(_w(1, 1, 1, 1), _w(1, 1, 1, 1), 1, stride=stride, padding=padding, pad_value=pad_value)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_maxpool_with_a_kernel_far_larger_than_the_input(path):
+    """Defect 2: only a window's real pixels take part, so a huge kernel costs no more than the input."""
+    x = xnor.pack(np.array([[[[-1.0], [-1.0]], [[-1.0], [1.0]]]], dtype=np.float32))
+    with kernels(path) as kern:
+        out = kern.maxpool2d(x, kernel_size=2**20 + 1, padding=2**19)
+        assert out.shape == (1, 1, 1, 1) and kern.unpack(out, 1)[0, 0, 0, 0] == 1
+        all_minus = kern.maxpool2d(xnor.pack(-np.ones((1, 2, 2, 1), np.float32)), kernel_size=2**20 + 1,
+                                   padding=2**19)
+        assert all_minus[0, 0, 0, 0] == 1                       # -1 everywhere: the max is -1 (bit set)
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+def test_empty_batches_give_empty_outputs_on_every_path(path):
+    """Defect 5, the kernels' side: a (0, ...) input gives a (0, ...) output, with the dtype a batch would get."""
+    w = xnor.pack(signs(np.random.default_rng(0), (3, 70)))
+    cw = xnor.pack(signs(np.random.default_rng(1), (2, 3, 3, 5)))
+    thr, d = np.zeros(3, np.int32), np.ones(3, np.int8)
+    with kernels(path) as kern:
+        for dtype in (np.float32, np.float64, np.int8, np.int32):
+            assert kern.pack(np.zeros((0, 70), dtype)).shape == (0, 2)
+        assert kern.pack(np.zeros((2, 0, 70), np.float32)).shape == (2, 0, 2)
+        bits, mag = kern.pack_scaled(np.zeros((0, 70), np.float32))
+        assert bits.shape == (0, 2) and mag.shape == (0,) and mag.dtype == np.float32
+        assert kern.unpack(np.zeros((0, 2), np.uint64), 70).shape == (0, 70)
+        out = kern.gemm(np.zeros((0, 2), np.uint64), w, 70)
+        assert out.shape == (0, 3) and out.dtype == np.int32
+        out = kern.gemm(np.zeros((0, 70), np.float32), w, 70, scale=np.ones(3, np.float32))
+        assert out.shape == (0, 3) and out.dtype == np.float32
+        out = kern.gemm(np.zeros((0, 2), np.uint64), w, 70, threshold=thr, direction=d)
+        assert out.shape == (0, 1) and out.dtype == np.uint64
+        out = kern.conv2d(np.zeros((0, 6, 5, 1), np.uint64), cw, 5, padding=1, pad_value=0)
+        assert out.shape == (0, 6, 5, 2) and out.dtype == np.int32
+        out = kern.maxpool2d(np.zeros((0, 6, 5, 1), np.uint64), 2)
+        assert out.shape == (0, 3, 2, 1) and out.dtype == np.uint64
+        with pytest.raises(ValueError, match="x is empty"):           # only the batch axis may be empty
+            kern.conv2d(np.zeros((1, 0, 5, 1), np.uint64), cw, 5)
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint64, bool, np.dtype(">u2")])
+def test_unpack_refuses_dtypes_that_cannot_hold_minus_one(path, dtype):
+    """Defect 4: uint8 gave [255 1 255] and bool all True; now a clear TypeError naming the dtype."""
+    with kernels(path) as kern:
+        with pytest.raises(TypeError, match="xnor.unpack: dtype must be a floating or signed integer"):
+            kern.unpack(np.array([[5]], dtype=np.uint64), 3, dtype=dtype)
+        np.testing.assert_array_equal(kern.unpack(np.array([[5]], dtype=np.uint64), 3, dtype=np.int16),
+                                      [[-1, 1, -1]])
+
+
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8", "<f4", np.float16])
+def test_pack_scaled_accepts_every_byte_order_like_pack(path, dtype):
+    """Defect 11: big-endian float64 was refused by pack_scaled and accepted by pack."""
+    x = np.array([[0.5, -0.5, 0.5], [1.0, 2.0, 1.0]]).astype(dtype)
+    with kernels(path) as kern:
+        bits, mag = kern.pack_scaled(x)
+        np.testing.assert_array_equal(bits, kern.pack(x))
+    np.testing.assert_array_equal(mag, [0.5, np.nan])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_nan_packs_as_plus_one(path):
+    """The one sign convention (minibnn.xnor.packing): bit = x < 0, so NaN, 0.0 and -0.0 are +1 (bit 0)."""
+    x = np.array([[np.nan, -0.0, 0.0, -np.inf, -1.0, np.inf, -np.nan]], dtype=np.float32)
+    with kernels(path) as kern:
+        np.testing.assert_array_equal(kern.pack(x), [[0b11000]])

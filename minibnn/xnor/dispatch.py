@@ -1,6 +1,6 @@
-"""Fast bit-packed XNOR-popcount kernels: validation, then dispatch to the compiled extension or to NumPy.
+"""Dispatch of the XNOR-popcount kernels: check every argument, then run the compiled extension or NumPy.
 
-The data layout (bit convention, word order, padding of K) is documented once, in :mod:`minibnn.packing`,
+The data layout (bit convention, word order, padding of K) is documented once, in :mod:`minibnn.xnor.packing`,
 whose readable NumPy functions are also the specification these kernels are tested against. This module adds
 speed and safety:
 
@@ -42,10 +42,11 @@ from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import _checks
 from . import packing
 
 try:
-    from . import _xnor as _ext
+    from .. import _xnor as _ext
     EXTENSION_ERROR: Optional[str] = None
 except ImportError as _exc:  # not built (no compiler, or a plain source checkout): NumPy serves every call
     _ext = None
@@ -56,6 +57,8 @@ PATHS = ("avx512", "avx2", "neon", "scalar", "numpy")
 ENV_VAR = "MINIBNN_KERNEL"
 #: the largest K an int32 accumulator holds
 MAX_K = 2**31 - 1
+#: the largest stride, padding, kernel size, channel count or array extent accepted (see minibnn._checks)
+MAX_EXTENT = _checks.MAX_EXTENT
 
 _forced: Optional[str] = None
 _env_choice = os.environ.get(ENV_VAR, "").strip()   # read at import, and again by set_path(None)
@@ -159,9 +162,7 @@ def active_path() -> str:
 def set_num_threads(n: int) -> None:
     """Threads for the compiled kernels (0: OpenMP's default). Has no effect on the NumPy path."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"set_num_threads(n) expects an integer >= 0, got {n!r}")
-    _num_threads = int(n)
+    _num_threads = _checks.nonnegative_int("xnor.set_num_threads", "n", n)
 
 
 def get_num_threads() -> int:
@@ -199,46 +200,36 @@ def _check_output_size(fn: str, shape: Tuple[int, ...], itemsize: int) -> None:
                          f"this machine's {_MEMORY / 2**30:.1f} GiB of memory")
 
 
-def _as_int(fn: str, name: str, v, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(v).__name__} {v!r}")
-    if v < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
-def _pair(fn: str, name: str, v, minimum: int) -> Tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{fn}: {name} must be an int or an (h, w) pair, got {v!r}")
-        return _as_int(fn, name, v[0], minimum), _as_int(fn, name, v[1], minimum)
-    value = _as_int(fn, name, v, minimum)
-    return value, value
-
-
-def _packed(fn: str, name: str, arr, ndim: int, layout: str) -> np.ndarray:
-    """A packed operand: uint64, `ndim`-D, C-contiguous, aligned, non-empty."""
+def _packed(fn: str, name: str, arr, ndim: int, layout: str, batch: bool = False) -> np.ndarray:
+    """A packed operand: uint64, `ndim`-D, C-contiguous, aligned, no empty axis (but axis 0 when `batch`)."""
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a numpy array of packed uint64 words {layout}, got "
                         f"{type(arr).__name__}")
     if arr.dtype != np.uint64:
-        raise TypeError(f"{fn}: {name} must have dtype uint64 (packed words, see minibnn.packing), got {arr.dtype}")
+        raise TypeError(f"{fn}: {name} must have dtype uint64 (packed words, see minibnn.xnor.packing), got "
+                        f"{arr.dtype}")
     if arr.ndim != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D {layout}, got shape {arr.shape}")
-    return _nonempty_contiguous(fn, name, arr, layout)
+    return _contiguous(fn, name, arr, layout, batch)
 
 
 def _real_rows(fn: str, name: str, arr: np.ndarray, layout: str) -> np.ndarray:
-    """A real operand to be packed on the fly: 2-D, C-contiguous, aligned, non-empty (dtype already checked)."""
+    """A real operand to be packed on the fly: 2-D, C-contiguous, aligned (dtype already checked)."""
     if arr.ndim != 2:
         raise ValueError(f"{fn}: {name} must be 2-D {layout} (real values) or packed words, got shape {arr.shape}")
-    return _nonempty_contiguous(fn, name, arr, layout)
+    return _contiguous(fn, name, arr, layout, batch=True)
 
 
-def _nonempty_contiguous(fn: str, name: str, arr: np.ndarray, layout: str) -> np.ndarray:
-    """What the compiled code needs of every operand it reads: no empty axis, C order, aligned."""
-    if arr.size == 0:
-        raise ValueError(f"{fn}: {name} is empty (shape {arr.shape}); expected every axis of {layout} >= 1")
+def _contiguous(fn: str, name: str, arr: np.ndarray, layout: str, batch: bool) -> np.ndarray:
+    """What the compiled code needs of every operand it reads: C order, aligned, every extent in
+    [1, MAX_EXTENT] -- except the batch axis 0, which may be empty when `batch` (an empty batch)."""
+    inner = arr.shape[1:] if batch else arr.shape
+    if 0 in inner:
+        allowed = "; only axis 0 (the batch) may be 0" if batch else ""
+        raise ValueError(f"{fn}: {name} is empty (shape {arr.shape}); expected every axis of {layout} >= 1"
+                         f"{allowed}")
+    if max(arr.shape, default=0) > MAX_EXTENT:
+        raise ValueError(f"{fn}: {name} has shape {arr.shape}; every extent must be <= {MAX_EXTENT}")
     if not (arr.flags.c_contiguous and arr.flags.aligned):
         raise ValueError(f"{fn}: {name} must be C-contiguous and aligned (strides {arr.strides} for shape "
                          f"{arr.shape}); pass np.ascontiguousarray({name})")
@@ -246,15 +237,27 @@ def _nonempty_contiguous(fn: str, name: str, arr: np.ndarray, layout: str) -> np
 
 
 def _to_pack(fn: str, x) -> np.ndarray:
-    """The array x of pack / pack_scaled: at least one axis, none empty, C-contiguous (dtype checked by each)."""
+    """The array x of pack / pack_scaled: at least one axis, a non-empty last axis, C-contiguous (dtype checked
+    by each). Leading axes may be empty (an empty batch packs to an empty batch)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{fn}: x must be a numpy array, got {type(x).__name__}")
-    if x.ndim == 0 or x.size == 0:
-        raise ValueError(f"{fn}: x must have at least one axis and no empty axis, got shape {x.shape}")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{fn}: x must have at least one axis and a non-empty last axis (no empty axis to pack), "
+                         f"got shape {x.shape}")
+    if max(x.shape) > MAX_EXTENT:
+        raise ValueError(f"{fn}: x has shape {x.shape}; every extent must be <= {MAX_EXTENT}")
     if not (x.flags.c_contiguous and x.flags.aligned):
         raise ValueError(f"{fn}: x must be C-contiguous (strides {x.strides} for shape {x.shape}); pass "
                          f"np.ascontiguousarray(x)")
     return x
+
+
+def _k(fn: str, name: str, k) -> int:
+    """K, the length of the dot products: an int in [1, MAX_K] (an int32 accumulator holds -K..K)."""
+    k = _checks.integer(fn, name, k, 1, maximum=None)
+    if k > MAX_K:
+        raise ValueError(f"{fn}: {name}={k} is too large for int32 accumulators (at most {MAX_K})")
+    return k
 
 
 def _check_k(fn: str, name: str, arr: np.ndarray, k: int, what: str) -> None:
@@ -266,7 +269,7 @@ def _check_k(fn: str, name: str, arr: np.ndarray, k: int, what: str) -> None:
     if k % 64:
         if np.any(arr[..., -1] >> np.uint64(k % 64)):
             raise ValueError(f"{fn}: {name} has set bits past {what}={k} in its last word; the padding bits must "
-                             f"be 0 (+1), as minibnn.packing.pack writes them")
+                             f"be 0 (+1), as minibnn.xnor.packing.pack writes them")
 
 
 def _vector(fn: str, name: str, v, n: int, dtype, what: str) -> Optional[np.ndarray]:
@@ -320,12 +323,15 @@ def _allocate(shape: Tuple[int, ...], dtype) -> np.ndarray:
 # --- kernels ---------------------------------------------------------------------------------------------------
 
 _PACK_C = {np.dtype(np.float32): "pack_f32", np.dtype(np.float64): "pack_f64", np.dtype(np.int8): "pack_i8"}
+_PACK_SCALED_C = {np.dtype(np.float32): "pack_scaled_f32", np.dtype(np.float64): "pack_scaled_f64"}
 
 
 def pack(x: np.ndarray) -> np.ndarray:
-    """Pack the signs of `x` along its last axis (bit = x < 0, sign(0) = +1): (..., K) -> uint64 (..., ceil(K/64)).
+    """Pack the signs of `x` along its last axis (bit = x < 0: sign(0) = +1, NaN -> +1): (..., K) -> uint64
+    (..., ceil(K/64)).
 
-    float32, float64 and int8 are packed by the compiled kernels; other signed integers by NumPy.
+    float32, float64 and int8 in native byte order are packed by the compiled kernels; other floating and signed
+    integer dtypes (big-endian ones included) by NumPy. Leading axes may be empty: (0, K) -> (0, ceil(K/64)).
 
     >>> pack(np.array([[-1., 2., 0., -0.5]], dtype=np.float32))
     array([[9]], dtype=uint64)
@@ -337,7 +343,7 @@ def pack(x: np.ndarray) -> np.ndarray:
     x = _to_pack(fn, x)
     path = active_path()
     kernel = _PACK_C.get(x.dtype) if x.dtype.isnative else None
-    if path == "numpy" or kernel is None:
+    if path == "numpy" or kernel is None or x.size == 0:
         return packing.pack(x)
     k = x.shape[-1]
     out_shape = x.shape[:-1] + (packing.packed_width(k),)
@@ -352,36 +358,45 @@ def pack_scaled(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     Returns (packed (..., ceil(K/64)), magnitudes (...) of x's dtype): ``|x[r, 0]|`` for a row whose every
     element has that magnitude, NaN for any other row. ±1 data has magnitudes 1; a weight row scaled by α has
     |α|. This is how a binary layer checks cheaply that its operands are exactly what the kernel computes with
-    (see :mod:`minibnn.packing`, ``pack_scaled``).
+    (see :mod:`minibnn.xnor.packing`, ``pack_scaled``). Any floating dtype is accepted, as by :func:`pack`
+    (native float32 and float64 run compiled; the others, big-endian included, run in NumPy).
 
     >>> pack_scaled(np.array([[1., -1., 1.], [0.5, -2., 1.]], dtype=np.float32))
     (array([[2],
            [2]], dtype=uint64), array([ 1., nan], dtype=float32))
     """
     fn = "xnor.pack_scaled"
-    if isinstance(x, np.ndarray) and x.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{fn}: x must be float32 or float64, got dtype {x.dtype}")
+    if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{fn}: x must be a floating array (float32 or float64), got dtype {x.dtype}")
     x = _to_pack(fn, x)
     path = active_path()
-    if path == "numpy":
+    kernel = _PACK_SCALED_C.get(x.dtype) if x.dtype.isnative else None
+    if path == "numpy" or kernel is None or x.size == 0:
         return packing.pack_scaled(x)
     k = x.shape[-1]
     out = np.empty(x.shape[:-1] + (packing.packed_width(k),), dtype=np.uint64)
     mag = np.empty(x.shape[:-1], dtype=x.dtype)
-    kernel = _ext.pack_scaled_f32 if x.dtype == np.float32 else _ext.pack_scaled_f64
-    kernel(path, x.reshape(-1, k), out.reshape(-1, out.shape[-1]), mag.reshape(-1), _num_threads)
+    getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out.shape[-1]), mag.reshape(-1), _num_threads)
     return out, mag
 
 
 def unpack(packed: np.ndarray, k: int, dtype=np.float32) -> np.ndarray:
-    """Packed words (..., ceil(k/64)) -> ±1 values (..., k) of `dtype` (the inverse of :func:`pack` on ±1 data)."""
+    """Packed words (..., ceil(k/64)) -> ±1 values (..., k) of `dtype` (the inverse of :func:`pack` on ±1 data).
+
+    `dtype` must hold -1: a floating or signed integer dtype (uint8 or bool are refused: -1 has no value there).
+
+    >>> unpack(pack(np.array([[1., -1., -1.]])), 3, dtype=np.int8)
+    array([[ 1, -1, -1]], dtype=int8)
+    """
     fn = "xnor.unpack"
-    k = _as_int(fn, "k", k, 1)
+    k = _k(fn, "k", k)
+    dtype = packing.unpack_dtype(dtype, fn)
     if not isinstance(packed, np.ndarray) or packed.dtype != np.uint64:
         got = packed.dtype if isinstance(packed, np.ndarray) else type(packed).__name__
         raise TypeError(f"{fn}: packed must be a numpy array of dtype uint64, got {got}")
-    if packed.ndim == 0 or packed.size == 0:
-        raise ValueError(f"{fn}: packed must be non-empty with at least one axis, got shape {packed.shape}")
+    if packed.ndim == 0 or packed.shape[-1] == 0:
+        raise ValueError(f"{fn}: packed must have at least one axis and a non-empty last axis, got shape "
+                         f"{packed.shape}")
     _check_k(fn, "packed", packed, k, "k")
     return packing.unpack(packed, k, dtype)
 
@@ -395,7 +410,7 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
         a: packed uint64 (M, W) -- e.g. activations, one row per sample; or the real values themselves, float32,
             float64 or int8 (M, k), whose signs are then packed on the fly inside the kernel, block by block
             (bit = a < 0, as :func:`pack`): the same result as ``gemm(pack(a), b, k)``, without a pass over
-            memory for the packed copy.
+            memory for the packed copy. M may be 0 (an empty batch gives an empty output).
         b: packed uint64 (N, W) -- e.g. weights, one row per output (like a Linear layer's weight).
         k: the true length of the rows; W must equal ceil(k / 64) (and a real `a` must have k columns).
         scale, bias: float32 (N,): return ``float32(acc) * scale + bias`` (BatchNorm folded in).
@@ -407,11 +422,9 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
     """
     fn = "xnor.gemm"
     real = isinstance(a, np.ndarray) and a.dtype in _PACK_C and a.dtype.isnative
-    a = _real_rows(fn, "a", a, "(M, k)") if real else _packed(fn, "a", a, 2, "(M, W)")
+    a = _real_rows(fn, "a", a, "(M, k)") if real else _packed(fn, "a", a, 2, "(M, W)", batch=True)
     b = _packed(fn, "b", b, 2, "(N, W)")
-    k = _as_int(fn, "k", k, 1)
-    if k > MAX_K:
-        raise ValueError(f"{fn}: k={k} is too large for int32 accumulators (at most {MAX_K})")
+    k = _k(fn, "k", k)
     if real:
         if a.shape[1] != k:
             raise ValueError(f"{fn}: a holds real values of shape {a.shape}, so k must be {a.shape[1]}, got k={k}")
@@ -420,6 +433,8 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
     _check_k(fn, "b", b, k, "k")
     t = _transform(fn, b.shape[0], scale, bias, threshold, direction)
     shape, dtype = _output_spec(fn, (a.shape[0],), b.shape[0], t)
+    if a.shape[0] == 0:                                     # an empty batch: nothing to compute, on every path
+        return _allocate(shape, dtype)
     path = active_path()
     if path == "numpy":
         return packing.gemm(packing.pack(a) if real else a, b, k, **t)
@@ -437,23 +452,30 @@ def conv2d(x: np.ndarray, w: np.ndarray, channels: int, *, stride: IntPair = 1, 
     ``acc[b, y, x, o] = sum_{i, j, c} x[b, y*sh - ph + i, x*sw - pw + j, c] * w[o, i, j, c]``
 
     Args:
-        x: packed input (B, H, W, ceil(C/64)) -- channels last, packed (minibnn.packing).
+        x: packed input (B, H, W, ceil(C/64)) -- channels last, packed (minibnn.xnor.packing); B may be 0.
         w: packed weights (O, KH, KW, ceil(C/64)).
         channels: C, the true number of input channels.
-        stride, padding: int or (h, w) pair.
+        stride, padding: int or (h, w) pair, each at most :data:`MAX_EXTENT`.
         pad_value: +1 (default, "one-padding"), -1, or 0 (exact zero padding via a correction term; see
-            minibnn.packing.conv2d).
+            minibnn.xnor.packing.conv2d).
         scale, bias, threshold, direction: per output channel, as in :func:`gemm`.
     Returns:
         (B, OH, OW, O) int32 or float32, or packed uint64 (B, OH, OW, ceil(O/64)) with a threshold.
+
+    >>> x = pack(np.ones((1, 3, 3, 5), np.float32)); w = pack(-np.ones((2, 3, 3, 5), np.float32))
+    >>> conv2d(x, w, 5, padding=1, pad_value=0)[0, :, :, 0]      # -(5 channels x the taps on the image)
+    array([[-20, -30, -20],
+           [-30, -45, -30],
+           [-20, -30, -20]], dtype=int32)
     """
     fn = "xnor.conv2d"
-    x = _packed(fn, "x", x, 4, "(batch, height, width, ceil(channels/64))")
+    x = _packed(fn, "x", x, 4, "(batch, height, width, ceil(channels/64))", batch=True)
     w = _packed(fn, "w", w, 4, "(out_channels, kernel_h, kernel_w, ceil(channels/64))")
-    channels = _as_int(fn, "channels", channels, 1)
-    (sh, sw), (ph, pw) = _pair(fn, "stride", stride, 1), _pair(fn, "padding", padding, 0)
-    if isinstance(pad_value, bool) or pad_value not in (1, -1, 0):
+    channels = _checks.integer(fn, "channels", channels, 1)
+    (sh, sw), (ph, pw) = _checks.pair(fn, "stride", stride, 1), _checks.pair(fn, "padding", padding, 0)
+    if isinstance(pad_value, (bool, np.bool_)) or pad_value not in (1, -1, 0):
         raise ValueError(f"{fn}: pad_value must be +1 (one-padding), -1 or 0 (zero padding), got {pad_value!r}")
+    pad_value = int(pad_value)
     if x.shape[3] != w.shape[3]:
         raise ValueError(f"{fn}: x has {x.shape[3]} words per pixel (shape {x.shape}) but w has {w.shape[3]} "
                          f"(shape {w.shape}); both must be ceil(channels/64)")
@@ -464,12 +486,14 @@ def conv2d(x: np.ndarray, w: np.ndarray, channels: int, *, stride: IntPair = 1, 
     if kh * kw * channels > MAX_K:
         raise ValueError(f"{fn}: kernel {kh}x{kw} over {channels} channels gives dot products of length "
                          f"{kh * kw * channels}, too long for int32 accumulators (at most {MAX_K})")
-    oh, ow = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
     if height + 2 * ph < kh or width + 2 * pw < kw:
         raise ValueError(f"{fn}: kernel {kh}x{kw} does not fit the input {height}x{width} with padding "
                          f"({ph}, {pw})")
+    oh, ow = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
     t = _transform(fn, out_ch, scale, bias, threshold, direction)
     shape, dtype = _output_spec(fn, (batch, oh, ow), out_ch, t)
+    if batch == 0:                                          # an empty batch: nothing to compute, on every path
+        return _allocate(shape, dtype)
     path = active_path()
     if path == "numpy":
         return packing.conv2d(x, w, channels, stride=(sh, sw), padding=(ph, pw), pad_value=pad_value, **t)
@@ -483,13 +507,17 @@ def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = N
               padding: IntPair = 0) -> np.ndarray:
     """Max-pool packed NHWC data (B, H, W, words) directly on the bits: the AND of each window's words.
 
-    stride defaults to kernel_size; padding (skipped pixels) must be at most kernel_size // 2.
+    stride defaults to kernel_size; padding (skipped pixels) must be at most kernel_size // 2; B may be 0.
+
+    >>> x = pack(np.array([[[[-1.], [1.]], [[-1.], [-1.]]]]))
+    >>> unpack(maxpool2d(x, 2), 1).ravel()
+    array([1.], dtype=float32)
     """
     fn = "xnor.maxpool2d"
-    x = _packed(fn, "x", x, 4, "(batch, height, width, words)")
-    kh, kw = _pair(fn, "kernel_size", kernel_size, 1)
-    sh, sw = (kh, kw) if stride is None else _pair(fn, "stride", stride, 1)
-    ph, pw = _pair(fn, "padding", padding, 0)
+    x = _packed(fn, "x", x, 4, "(batch, height, width, words)", batch=True)
+    kh, kw = _checks.pair(fn, "kernel_size", kernel_size, 1)
+    sh, sw = (kh, kw) if stride is None else _checks.pair(fn, "stride", stride, 1)
+    ph, pw = _checks.pair(fn, "padding", padding, 0)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half the kernel ({kh}, {kw})")
     batch, height, width, wc = x.shape
@@ -498,6 +526,8 @@ def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = N
                          f"({ph}, {pw})")
     oh, ow = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
     _check_output_size(fn, (batch, oh, ow, wc), 8)
+    if batch == 0:                                          # an empty batch: nothing to compute, on every path
+        return np.empty((0, oh, ow, wc), dtype=np.uint64)
     path = active_path()
     if path == "numpy":
         return packing.maxpool2d(x, (kh, kw), (sh, sw), (ph, pw))
@@ -522,9 +552,7 @@ def fold_threshold(scale: np.ndarray, bias: np.ndarray, k: int) -> Tuple[np.ndar
         (threshold int32 (N,), direction int8 (N,)).
     """
     fn = "xnor.fold_threshold"
-    k = _as_int(fn, "k", k, 1)
-    if k > MAX_K - 1:
-        raise ValueError(f"{fn}: k={k} is too large (at most {MAX_K - 1})")
+    k = _checks.integer(fn, "k", k, 1, maximum=MAX_K - 1)
     scale = np.asarray(scale)
     bias = np.asarray(bias)
     if scale.ndim != 1 or bias.shape != scale.shape:

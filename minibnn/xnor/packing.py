@@ -1,10 +1,13 @@
-"""Bit packing of ±1 data, and the readable NumPy reference of every packed kernel.
+"""The bit format of ±1 data, and the readable NumPy reference of every packed kernel.
 
-This module is the ONE place that fixes how minibnn stores ±1 values as bits. Every path (the AVX-512, AVX2,
-NEON and scalar kernels in ``kernels/``, the NumPy fallback, and these references) follows it exactly:
+This module is THE specification of how minibnn stores ±1 values as bits. Every path (the AVX-512, AVX2, NEON
+and scalar kernels in ``kernels/``, the NumPy path of :mod:`minibnn.xnor`, and these references) follows it
+exactly:
 
-* **Bit convention.** A set bit means -1, a clear bit means +1. Packing takes the sign of real data with
-  ``sign(0) = +1``: an element becomes bit ``x < 0`` (so +0.0, -0.0 and NaN pack as +1).
+* **Bit convention.** A set bit means -1, a clear bit means +1.
+* **The one sign convention.** Packing takes the sign of real data as the bit ``x < 0``. So ``sign(0) = +1``,
+  -0.0 packs as +1, and **NaN packs as +1 (bit 0)**, because ``NaN < 0`` is false. Every binarizer of minibnn
+  (the quantizers, the deploy runtime) follows this one rule.
 * **Word order.** Packing runs along the *last* axis. Element ``k`` of a row is bit ``k % 64`` (least
   significant bit first) of word ``k // 64``; words are ``uint64`` in machine byte order.
 * **Padding of K.** A row of ``K`` elements takes ``W = ceil(K / 64)`` words; the ``64 W - K`` unused high
@@ -27,18 +30,20 @@ Example::
 The functions below are the specification that the compiled kernels (``minibnn.xnor``) are tested against;
 they favour clarity over speed. Convolutions use NHWC layout: a pixel's channels are packed, so an image
 ``(B, H, W, C)`` becomes words ``(B, H, W, ceil(C / 64))`` and weights ``(O, KH, KW, C)`` become
-``(O, KH, KW, ceil(C / 64))``.
+``(O, KH, KW, ceil(C / 64))``. They trust their arguments: :mod:`minibnn.xnor` checks them first.
 """
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import _checks
 
 WORD_BITS = 64
 
 IntPair = Union[int, Tuple[int, int]]
+_WHO = "xnor.packing"
 
 
 def packed_width(k: int) -> int:
@@ -61,6 +66,8 @@ def pack(x: np.ndarray) -> np.ndarray:
 
     >>> pack(np.array([-1., 1., -1.]))   # bits 0 and 2 set
     array([5], dtype=uint64)
+    >>> pack(np.array([np.nan, -0.0, 0.0, -2.0]))   # NaN, -0.0 and 0.0 are +1 (x < 0 is false): only bit 3
+    array([8], dtype=uint64)
     """
     x = np.asarray(x)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.signedinteger)):
@@ -68,7 +75,7 @@ def pack(x: np.ndarray) -> np.ndarray:
     if x.ndim == 0 or x.shape[-1] == 0:
         raise ValueError(f"pack: x must have a non-empty last axis to pack, got shape {x.shape}")
     k = x.shape[-1]
-    bits = x < 0                                                    # -1 -> 1, +1 and sign(0) = +1 -> 0
+    bits = x < 0                                   # -1 -> 1; +1, sign(0) = +1 and NaN (not < 0) -> 0
     pad = packed_width(k) * WORD_BITS - k
     bits = np.pad(bits, [(0, 0)] * (x.ndim - 1) + [(0, pad)])       # pad K with +1 (0 bits)
     as_bytes = np.packbits(bits, axis=-1, bitorder="little")        # element 8i + j -> bit j of byte i
@@ -106,6 +113,7 @@ def unpack(packed: np.ndarray, k: int, dtype=np.float32) -> np.ndarray:
     array([-1.,  1., -1.], dtype=float32)
     """
     packed = np.asarray(packed)
+    dtype = unpack_dtype(dtype)
     if packed.dtype != np.uint64:
         raise TypeError(f"unpack: packed must have dtype uint64, got {packed.dtype}")
     if packed.ndim == 0 or packed.shape[-1] != packed_width(k):
@@ -113,6 +121,28 @@ def unpack(packed: np.ndarray, k: int, dtype=np.float32) -> np.ndarray:
     as_bytes = np.ascontiguousarray(packed.astype("<u8")).view(np.uint8)
     bits = np.unpackbits(as_bytes, axis=-1, count=k, bitorder="little")
     return (1 - 2 * bits.astype(np.int8)).astype(dtype)
+
+
+def unpack_dtype(dtype, who: str = "unpack") -> np.dtype:
+    """The dtype ``unpack`` writes ±1 into: a floating or signed integer dtype (one that holds -1).
+
+    Unsigned integers (-1 would wrap to 255) and bool (both values would read True) are refused.
+
+    >>> unpack_dtype(np.int8)
+    dtype('int8')
+    >>> unpack_dtype(bool)
+    Traceback (most recent call last):
+    ...
+    TypeError: unpack: dtype must be a floating or signed integer dtype (one that holds -1 and +1), got bool
+    """
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{who}: dtype must be a NumPy dtype, got {dtype!r}") from None
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.signedinteger)):
+        raise TypeError(f"{who}: dtype must be a floating or signed integer dtype (one that holds -1 and +1), "
+                        f"got {dtype}")
+    return dtype
 
 
 def output_transform(acc: np.ndarray, scale: Optional[np.ndarray] = None, bias: Optional[np.ndarray] = None,
@@ -165,8 +195,15 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, **transform) -> np.ndarray:
     return output_transform(acc, **transform)
 
 
-def _pair(v: IntPair) -> Tuple[int, int]:
-    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
+def _taps(out_size: int, stride: int, padding: int, kernel: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Input coordinates of every (output position, kernel tap) along one axis, and which of them are real.
+
+    ``index[o, i] = o * stride - padding + i``; ``real[o, i]`` is True where it falls inside ``[0, size)``.
+    Computed on int64 from bounded ints, without ever building the padded input (whose size could be huge).
+    """
+    index = np.arange(out_size, dtype=np.int64)[:, None] * stride - padding + np.arange(kernel, dtype=np.int64)
+    real = (index >= 0) & (index < size)
+    return np.clip(index, 0, size - 1), real
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, channels: int, *, stride: IntPair = 1, padding: IntPair = 0,
@@ -186,26 +223,28 @@ def conv2d(x: np.ndarray, w: np.ndarray, channels: int, *, stride: IntPair = 1, 
         transform: optional ``scale``, ``bias``, ``threshold``, ``direction`` per output channel.
     Returns:
         (B, OH, OW, O) int32 or float32, or packed (B, OH, OW, ceil(O/64)) with a threshold.
+
+    >>> x = pack(np.array([[[[1.], [-1.]], [[-1.], [1.]]]]))      # a 2x2 image, 1 channel: +1 -1 / -1 +1
+    >>> conv2d(x, pack(np.ones((1, 2, 2, 1))), 1)[0, :, :, 0]     # the one 2x2 window sums to 0
+    array([[0]], dtype=int32)
     """
     x, w = np.asarray(x), np.asarray(w)
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (sh, sw), (ph, pw) = _checks.pair(_WHO, "stride", stride, 1), _checks.pair(_WHO, "padding", padding, 0)
     batch, height, width, wc = x.shape
     out_ch, kh, kw, _ = w.shape
+    oh, ow = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+    rows, real_rows = _taps(oh, sh, ph, kh, height)                          # (OH, KH)
+    cols, real_cols = _taps(ow, sw, pw, kw, width)                           # (OW, KW)
+    # im2col on packed words: each output pixel's receptive field, in w's (i, j, word) order
+    patches = x[:, rows[:, None, :, None], cols[None, :, None, :]]           # (B, OH, OW, KH, KW, wc)
+    real = real_rows[:, None, :, None] & real_cols[None, :, None, :]         # (OH, OW, KH, KW)
     pad_word = valid_bits(channels) if pad_value == -1 else np.zeros(wc, dtype=np.uint64)
-    xp = np.empty((batch, height + 2 * ph, width + 2 * pw, wc), dtype=np.uint64)
-    xp[...] = pad_word
-    xp[:, ph:ph + height, pw:pw + width] = x
-    # im2col on packed words: each output pixel's receptive field, flattened in w's (i, j, word) order
-    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]    # (B, OH, OW, wc, KH, KW)
-    oh, ow = windows.shape[1], windows.shape[2]
-    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(batch * oh * ow, kh * kw * wc)
-    acc = gemm(cols, w.reshape(out_ch, kh * kw * wc), kh * kw * channels).reshape(batch, oh, ow, out_ch)
-    if pad_value == 0 and (ph or pw):
+    patches = np.where(real[None, ..., None], patches, pad_word)
+    acc = gemm(patches.reshape(batch * oh * ow, kh * kw * wc), w.reshape(out_ch, kh * kw * wc),
+               kh * kw * channels).reshape(batch, oh, ow, out_ch)
+    if pad_value == 0 and not real.all():
         weight_sums = channels - 2 * np.bitwise_count(w).sum(axis=-1, dtype=np.int64)   # (O, KH, KW)
-        inside = np.zeros((height + 2 * ph, width + 2 * pw), dtype=bool)
-        inside[ph:ph + height, pw:pw + width] = True
-        on_padding = ~sliding_window_view(inside, (kh, kw))[::sh, ::sw]           # (OH, OW, KH, KW)
-        correction = np.einsum("yxij,oij->yxo", on_padding.astype(np.int64), weight_sums)
+        correction = np.einsum("yxij,oij->yxo", (~real).astype(np.int64), weight_sums)
         acc = (acc - correction).astype(np.int32)
     return output_transform(acc, **transform)
 
@@ -215,14 +254,32 @@ def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = N
     """Max-pool packed NHWC data (B, H, W, words) without unpacking.
 
     The max of ±1 values is -1 only if every value is -1; with -1 stored as a set bit, that is the AND of the
-    words. Padding pixels do not take part (they are filled with all-ones words, the identity of AND; every
-    window holds at least one real pixel because padding <= kernel_size // 2).
+    words. Padding pixels do not take part (padding <= kernel_size // 2, so every window holds a real pixel),
+    so only the real pixels of each window are visited: at most ``min(kernel, size)`` taps per axis, however
+    large the kernel.
+
+    >>> x = pack(np.array([[[[-1.], [-1.]], [[-1.], [1.]]]]))     # -1 -1 / -1 +1
+    >>> unpack(maxpool2d(x, 2), 1)[0, :, :, 0]                     # the max is +1
+    array([[1.]], dtype=float32)
     """
     x = np.asarray(x)
-    (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
-    sh, sw = _pair(kernel_size if stride is None else stride)
+    (kh, kw), (ph, pw) = _checks.pair(_WHO, "kernel_size", kernel_size, 1), _checks.pair(_WHO, "padding", padding, 0)
+    sh, sw = _checks.pair(_WHO, "stride", kernel_size if stride is None else stride, 1)
     batch, height, width, wc = x.shape
-    xp = np.full((batch, height + 2 * ph, width + 2 * pw, wc), np.iinfo(np.uint64).max, dtype=np.uint64)
-    xp[:, ph:ph + height, pw:pw + width] = x
-    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]    # (B, OH, OW, wc, KH, KW)
-    return np.bitwise_and.reduce(windows, axis=(-2, -1))
+    oh, ow = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+    # the real pixels of window o start at max(0, o*s - p): visit min(k, size) of them, skip the rest
+    rows, real_rows = _real_window(oh, sh, ph, kh, height)                   # (OH, taps)
+    cols, real_cols = _real_window(ow, sw, pw, kw, width)                    # (OW, taps)
+    patches = x[:, rows[:, None, :, None], cols[None, :, None, :]]           # (B, OH, OW, taps, taps, wc)
+    real = real_rows[:, None, :, None] & real_cols[None, :, None, :]
+    patches = np.where(real[None, ..., None], patches, np.iinfo(np.uint64).max)   # all ones: AND's identity
+    return np.ascontiguousarray(np.bitwise_and.reduce(patches, axis=(3, 4)))
+
+
+def _real_window(out_size: int, stride: int, padding: int, kernel: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_taps`, for the real pixels only: the window of output o covers ``[o*s - p, o*s - p + k)``;
+    its real part ``[max(0, o*s - p), min(size, o*s - p + k))`` holds at most ``min(k, size)`` pixels."""
+    start = np.arange(out_size, dtype=np.int64) * stride - padding
+    first, stop = np.maximum(start, 0), np.minimum(start + kernel, size)
+    index = first[:, None] + np.arange(min(kernel, size), dtype=np.int64)
+    return np.minimum(index, size - 1), index < stop[:, None]
