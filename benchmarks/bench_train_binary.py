@@ -4,7 +4,7 @@
 
 Larq trains binary networks with fake quantization: the forward multiplies ±1 values as floats, and bit-packed
 kernels only run after conversion. minibnn's binary layers run their training forward on the kernels
-(minibnn.backend) with the same numbers and gradients; the backward stays two float products per layer. This
+(minibnn.xnor.backend) with the same numbers and gradients; the backward stays two float products per layer. This
 measures what that buys per step (forward, backward, Adam step and weight clipping, cross-entropy loss):
 
 * BinaryNet's MLP, 784-2048x3-10 (bnn_mlp, hidden_units=2048), batch 100;
@@ -26,7 +26,8 @@ from _common import best_times, setup  # noqa: E402  (sets the BLAS thread count
 
 import numpy as np  # noqa: E402
 
-from minibnn import backend, models, no_grad, xnor  # noqa: E402
+from minibnn import models, no_grad, xnor  # noqa: E402
+from minibnn.xnor import backend  # noqa: E402
 from minibnn import functional as F  # noqa: E402
 from minibnn.constraints import apply_constraints  # noqa: E402
 from minibnn.optim import Adam  # noqa: E402

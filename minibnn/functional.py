@@ -6,7 +6,7 @@ derivative in the docstring; a lower-case function applies it to tensors and che
 (:mod:`minibnn.layers`) are thin modules around these functions. The losses (``cross_entropy``, ``mse_loss``,
 ``squared_hinge_loss``) live in :mod:`minibnn.losses` and are re-exported here. Convolution and pooling read
 their windows with :mod:`minibnn.im2col`; ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
-forward on the XNOR-popcount kernels (:mod:`minibnn.backend`), which binary layers do.
+forward on the XNOR-popcount kernels (:mod:`minibnn.xnor.backend`), which binary layers do.
 
 Conventions:
 
@@ -34,7 +34,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _checks, backend
+from . import _checks
+from .xnor import backend
 from .im2col import col2im, im2col, output_size, pad2d, windows
 from .losses import cross_entropy, mse_loss, squared_hinge_loss
 from .random import get_rng
@@ -68,7 +69,7 @@ class LinearFn(Function):
     """out = x @ Wᵀ + b,  x (..., in), W (out, in), b (out,);
     dL/dx = g @ W,  dL/dW = gᵀ @ x (summed over the leading axes),  dL/db = Σ g.
 
-    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.backend.xnor_linear`)
+    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.xnor.backend.xnor_linear`)
     when x is ±1 and every row W[n] is ±α_n, with the same result; otherwise, and always in the backward,
     the float arithmetic above.
     """
@@ -97,7 +98,7 @@ def linear(x, weight, bias=None, use_kernel: bool = False) -> Tensor:
         weight: (out_features, in_features).
         bias: (out_features,) or None.
         use_kernel: run the forward on the XNOR-popcount kernel when x is ±1 and each weight row ±α_n (the
-            result is the float one, see :mod:`minibnn.backend`); the float product otherwise.
+            result is the float one, see :mod:`minibnn.xnor.backend`); the float product otherwise.
 
     Returns:
         (..., out_features).
@@ -131,7 +132,7 @@ class Conv2dFn(Function):
     with W2 = W reshaped to (O, C·kh·kw). Hence  dL/dW2 = Σ_n g[n] @ cols[n]ᵀ,  dL/dcols[n] = W2ᵀ @ g[n]
     (added back onto the pixels by col2im),  dL/db = Σ g.
 
-    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.backend.xnor_conv2d`)
+    ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.xnor.backend.xnor_conv2d`)
     when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0, with the same result; the im2col
     is then built only if W wants a gradient (the backward, always the float one above, needs it).
     """
@@ -171,7 +172,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
         pad_value: the value of the padded border (0; a binary layer pads with -1 or +1 so that its input
             stays in {-1, +1}). Not differentiated.
         use_kernel: run the forward on the XNOR-popcount kernel when x is ±1, each filter ±α_o and
-            ``pad_value`` +1, -1 or 0 (the result is the float one, see :mod:`minibnn.backend`).
+            ``pad_value`` +1, -1 or 0 (the result is the float one, see :mod:`minibnn.xnor.backend`).
 
     Returns:
         (N, O, OH, OW) with OH = (H + 2·ph - kh) // sh + 1, OW likewise.

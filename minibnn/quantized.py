@@ -30,9 +30,9 @@ The weight scale (``weight_scale=``):
 How the pieces plug in: ``QuantLinear.forward`` is the formula, ``F.linear(self.input_operand(x),
 self.weight_operand(), self.bias, use_kernel=self.kernel_active)`` (``F.conv2d`` for QuantConv2d). A binary
 layer (``is_binary``) passes ``use_kernel=True`` (unless ``use_kernel=False`` or
-``minibnn.backend.use_kernels(False)`` says no): the same op then runs its forward on the XNOR-popcount
+``minibnn.xnor.backend.use_kernels(False)`` says no): the same op then runs its forward on the XNOR-popcount
 kernels when the operands really are ±1 (weights ±α), in training too, with the same result and gradients
-(see :mod:`minibnn.backend`).
+(see :mod:`minibnn.xnor.backend`).
 The padded border of a quantized convolution is ``pad_values`` (Larq's name): ±1 keeps a binary input binary
 (one-padding, what an XNOR kernel computes directly), 0 leaves it ternary at the border (the kernel then
 subtracts a correction term, still exact).
@@ -60,7 +60,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import backend as _backend
+from .xnor import backend as _backend
 from . import constraints as _constraints
 from . import functional as F
 from . import quantizers as _quantizers
@@ -90,7 +90,7 @@ class _Quantized:
                             alpha_init: str, use_kernel: Optional[bool]) -> None:
         who = type(self).__name__
         if use_kernel is not None and not isinstance(use_kernel, (bool, np.bool_)):
-            raise TypeError(f"{who}: use_kernel must be True, False or None (follow minibnn.backend.use_kernels), "
+            raise TypeError(f"{who}: use_kernel must be True, False or None (follow minibnn.xnor.backend.use_kernels), "
                             f"got {use_kernel!r}")
         self.use_kernel = None if use_kernel is None else bool(use_kernel)
         self.input_quantizer = _quantizers.get(input_quantizer)
@@ -127,7 +127,7 @@ class _Quantized:
     @property
     def kernel_active(self) -> bool:
         """True when the next forward asks for the XNOR-popcount kernels (``use_kernel=True`` to the product op):
-        a binary layer whose ``use_kernel`` (or, if None, the global :func:`minibnn.backend.use_kernels` switch)
+        a binary layer whose ``use_kernel`` (or, if None, the global :func:`minibnn.xnor.backend.use_kernels` switch)
         says yes. This is the one place that choice is made; the op still runs the float product for a call
         whose operands turn out not to be ±1 (weights ±α)."""
         return self.is_binary and _backend.kernel_wanted(self.use_kernel)
@@ -203,8 +203,8 @@ class QuantLinear(_Quantized, Linear):
         bias_init: likewise for b; default "zeros".
         rng, dtype: as for Linear.
         use_kernel: for a binary layer, run the forward on the XNOR-popcount kernels (True), never (False), or
-            as the global switch :func:`minibnn.backend.use_kernels` says (None, default). Results and
-            gradients do not depend on it (see :mod:`minibnn.backend`), only the speed.
+            as the global switch :func:`minibnn.xnor.backend.use_kernels` says (None, default). Results and
+            gradients do not depend on it (see :mod:`minibnn.xnor.backend`), only the speed.
 
     Attributes:
         weight: the latent float weights (out_features, in_features), a Parameter.

@@ -14,7 +14,7 @@ Conventions (part of the specification, and tested):
 
 * sign(0) = +1, so every binary quantizer gives its upper value on its threshold (ste_heaviside(0) = 1,
   sign(x - t) = +1 at x = t); the clipped STE's window is closed, 1 on |x| <= clip_value.
-* sign(NaN) = +1, the one convention of the bit format (:mod:`minibnn.packing`: the bit is ``x < 0``, false for
+* sign(NaN) = +1, the one convention of the bit format (:mod:`minibnn.xnor.packing`: the bit is ``x < 0``, false for
   NaN, so NaN packs to bit 0, which means +1). The forward here is written the same way: 1 - 2·[x < 0].
 * dtypes: a Tensor keeps its dtype; an array becomes a Tensor of its own float dtype (float64 stays float64);
   Python numbers and lists become float32 (the rule of :class:`~minibnn.tensor.Tensor`, in :func:`_as_tensor`).

@@ -1,4 +1,4 @@
-"""minibnn.backend: binary layers with the forward on the XNOR-popcount kernels give the float path's numbers.
+"""minibnn.xnor.backend: binary layers with the forward on the XNOR-popcount kernels give the float path's numbers.
 
 For every kernel path (AVX-512, AVX2, NEON, scalar, the NumPy fallback), on generated shapes (K not a multiple
 of 64, odd images, strides, paddings +1 / -1 / 0): forward outputs and every gradient equal, bit for bit, those
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minibnn import Tensor, backend, models, no_grad, xnor
+from minibnn import Tensor, models, no_grad, xnor
+from minibnn.xnor import backend
 from minibnn.xnor import packing
 from minibnn import functional as F
 from minibnn.constraints import apply_constraints
@@ -29,7 +30,7 @@ KERNEL_PATHS = [p for p in ("avx512", "avx2", "neon", "scalar", "numpy") if p in
 
 @contextlib.contextmanager
 def spy(monkeypatch, name):
-    """Count the calls of xnor.<name> made through minibnn.backend."""
+    """Count the calls of xnor.<name> made through minibnn.xnor.backend."""
     calls = []
     original = getattr(xnor, name)
 
@@ -313,7 +314,7 @@ def test_switch_global_context_and_per_layer(monkeypatch):
 
 
 def test_environment_variable_turns_kernels_off_at_import():
-    code = ("from minibnn import backend; from minibnn.quantized import BinaryLinear; "
+    code = ("from minibnn.xnor import backend; from minibnn.quantized import BinaryLinear; "
             "print(backend.kernels_enabled(), BinaryLinear(4, 2).kernel_active)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, MINIBNN_USE_KERNELS="0", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))

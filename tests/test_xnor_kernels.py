@@ -299,7 +299,7 @@ def test_import_without_extension_falls_back_to_numpy(tmp_path):
         "assert xnor.gemm(xnor.pack(a), xnor.pack(a), 3)[0, 0] == 3\n"
         "info = xnor.kernel_info()\n"
         "assert info['threads'] == 1 and not info['openmp'] and set(info['cpu_features']) >= {'avx2', 'neon'}\n"
-        "from minibnn import backend\n"
+        "from minibnn.xnor import backend\n"
         "assert not backend.kernels_enabled()   # automatic: off, the NumPy path is slower than a float matmul\n"
         "try:\n"
         "    xnor.set_path('scalar')\n"

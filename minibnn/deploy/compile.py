@@ -48,7 +48,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import xnor
-from ..backend import scaled_filters       # minibnn.xnor.backend after the move
+from ..xnor.backend import scaled_filters
 from ..layers import (BatchNorm1d, BatchNorm2d, Dropout, Flatten, Hardtanh, Identity, LeakyReLU, MaxPool2d, PReLU,
                       ReLU, ReLU6, Sigmoid, Tanh)
 from ..module import Module, Sequential

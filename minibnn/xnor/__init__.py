@@ -9,7 +9,7 @@ popcount do 64 multiply-accumulates. This package holds that idea in three files
 * :mod:`minibnn.xnor.dispatch` -- the public entry points below: every argument checked (with an error naming
   it), then the work sent to the compiled kernels ``minibnn._xnor`` (AVX-512, AVX2, NEON, scalar C) or to
   NumPy;
-* :mod:`minibnn.backend` (moving here as ``minibnn.xnor.backend``) -- the binary layers' forward on these
+* :mod:`minibnn.xnor.backend` -- the binary layers' forward on these
   kernels.
 
 The public API: :func:`pack`, :func:`unpack`, :func:`pack_scaled`, :func:`gemm`, :func:`conv2d`,

@@ -60,7 +60,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import xnor
+from .. import xnor
 
 __all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "scaled_filters", "xnor_linear", "xnor_conv2d",
            "ENV_VAR"]
