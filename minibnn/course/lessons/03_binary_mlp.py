@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 03 · Training a binary MLP on handwritten digits
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 03_binary_mlp.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # We train two networks on the 8×8 digits bundled with minibnn (1797 images, no download): an ordinary
 # float MLP, then a **binary** MLP whose hidden layers multiply ±1 activations by ±1 weights (BinaryNet,
 # Hubara et al. 2016). Along the way:
@@ -25,21 +29,20 @@
 # * `summary(model)`: how many bits the model really needs once packed;
 # * Bop, an optimizer without latent weights, against a baseline whose binary weights never change.
 #
-# **Exercise**: `train_step`. Grader: `python -m minibnn.assignments grade 03_binary_mlp.py`.
+# **Exercises**: 3.1 `train_step` (3 points), 3.2 `flip_ratio` (2 points). Check your work with `minibnn assignments grade 03_binary_mlp.py`
+# (or `python -m minibnn.course grade 03_binary_mlp.py`).
 #
 # The whole notebook trains in a few seconds. (On a busy machine, `OPENBLAS_NUM_THREADS=1` makes NumPy's
 # small matrix products much faster.)
 
 # %%
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibnn
 from minibnn import Sequential, Tensor
 from minibnn.constraints import apply_constraints
+from minibnn.course.notebook import show
 from minibnn.data import ArrayDataset, DataLoader, load_digits
 from minibnn.layers import BatchNorm1d, Linear, ReLU
 from minibnn.losses import CrossEntropyLoss
@@ -49,8 +52,6 @@ from minibnn.quantized import BinaryLinear
 from minibnn.summary import summary
 from minibnn.training import evaluate, fit
 
-OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))
-OUT.mkdir(parents=True, exist_ok=True)
 EPOCHS = 4
 
 # %% [markdown]
@@ -72,7 +73,7 @@ for digit, ax in enumerate(axes):
     ax.imshow(x_train[y_train == digit][0].reshape(8, 8), cmap="gray_r")
     ax.set_title(str(digit))
     ax.axis("off")
-fig.savefig(OUT / "03_digits.png", dpi=80)
+show(fig, "03_digits.png")
 
 # %% [markdown]
 # ## 2. A float baseline
@@ -127,7 +128,7 @@ print("is_binary (1-bit input and 1-bit weights):", layer.is_binary)
 # `kernel_constraint` (`"weight_clip"` for `BinaryLinear`), and `apply_constraints(model)` applies every
 # layer's rule.
 #
-# ### Exercise 5 — `train_step`
+# ### Exercise 3.1 — `train_step` (3 points)
 #
 # Write one training step: run the model on `Tensor(x)`, compute `loss_fn(output, y)`, clear the old
 # gradients, backpropagate, take the optimizer step, then apply the model's constraints. Return the loss as a
@@ -136,7 +137,7 @@ print("is_binary (1-bit input and 1-bit weights):", layer.is_binary)
 # %%
 def train_step(model, optimizer, loss_fn, x, y) -> float:
     """One BinaryNet step on the batch (x, y); returns the batch loss (before the update)."""
-    # BEGIN SOLUTION: train_step
+    # BEGIN SOLUTION: 3.1 train_step
     loss = loss_fn(model(Tensor(x)), y)
     optimizer.zero_grad()
     loss.backward()
@@ -180,7 +181,7 @@ print("quantized_weight == sign(W):", np.array_equal(layer.quantized_weight(), n
 fig, ax = plt.subplots(figsize=(5, 2.5))
 ax.hist(latent.ravel(), bins=60)
 ax.set_title("latent weights of the hidden binary layer")
-fig.savefig(OUT / "03_latent_weights.png", dpi=80)
+show(fig, "03_latent_weights.png")
 
 # %% [markdown]
 # Kim et al. 2021 watch the share of +1 among each binary activation. Here the signs come right after a
