@@ -27,7 +27,8 @@
 #   back to [-1, 1];
 # * the **flip ratio** (how many binary weights change sign per step) and the share of +1 activations;
 # * `summary(model)`: how many bits the model really needs once packed;
-# * Bop, an optimizer without latent weights, against a baseline whose binary weights never change.
+# * Bop, an optimizer without latent weights, against a baseline whose binary weights never change;
+# * training curves with `History.plot()`.
 #
 # **Exercises**: 3.1 `train_step` (3 points), 3.2 `flip_ratio` (2 points). Check your work with `minibnn assignments grade 03_binary_mlp.py`
 # (or `python -m minibnn.course grade 03_binary_mlp.py`).
@@ -86,6 +87,12 @@ float_model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10))
 history = fit(float_model, train_loader, CrossEntropyLoss(), Adam(float_model.parameters(), lr=1e-2),
               epochs=EPOCHS, val_loader=test_loader, progress=False)
 print(f"float MLP: test accuracy {history.val_acc[-1]:.1%}")
+show(history.plot("float MLP on the 8×8 digits"), "03_float_curves.png")
+
+# %% [markdown]
+# `fit` returns a `History`: one entry per epoch for the training and validation loss and accuracy.
+# `History.plot()` draws them. The validation curve still climbs after four epochs: this baseline is *not*
+# converged, which matters when we compare it with the binary network below.
 
 # %% [markdown]
 # ## 3. A binary MLP
@@ -153,10 +160,26 @@ def train_step(model, optimizer, loss_fn, x, y) -> float:
 # A share that stays high would mean the latent weights hover around 0 and the network keeps changing its
 # mind — the sign fluctuations BNN+ (Darabi et al. 2018) set out to damp.
 
+# %% [markdown]
+# ### Exercise 3.2 — `flip_ratio` (2 points)
+#
+# Write `flip_ratio(before, after)`: the share of weights whose *binary* value sign(w) (with sign(0) = +1)
+# differs between two copies of the latent weights, as a Python float. (`-0.0` and `0.0` both binarize to
+# +1: a weight moving from 0.0 to -0.0 has not flipped.)
+
+# %%
+def flip_ratio(before, after) -> float:
+    """#{i : sign(before_i) != sign(after_i)} / #weights, with sign(0) = +1."""
+    # BEGIN SOLUTION: 3.2 flip_ratio
+    return float(np.mean((np.asarray(before) >= 0) != (np.asarray(after) >= 0)))
+    # END SOLUTION
+
+
 # %%
 optimizer = Adam(binary_model.parameters(), lr=1e-2)
 loss_fn = CrossEntropyLoss()
 flips = FlipRatio(binary_model)
+snapshot = layer.weight.data.copy()
 for epoch in range(1, EPOCHS + 1):
     binary_model.train()
     losses = [train_step(binary_model, optimizer, loss_fn, xb, yb) for xb, yb in train_loader]
@@ -164,6 +187,13 @@ for epoch in range(1, EPOCHS + 1):
     test_loss, test_acc = evaluate(binary_model, test_loader, loss_fn)
     print(f"epoch {epoch}: train loss {np.mean(losses):.3f}  test acc {test_acc:.1%}  "
           f"signs flipped this epoch {flipped:.2%}")
+print(f"your flip_ratio over the whole run, hidden layer: {flip_ratio(snapshot, layer.weight.data):.2%}")
+
+# %% [markdown]
+# The binary MLP ends close to the float one, sometimes above it. Don't read that as "binary is better": both
+# runs are four epochs long, the float baseline is not converged (see its curves above), and the binary one
+# has BatchNorms the float one lacks. A fair comparison trains both to convergence with their own learning
+# rates and several seeds — lesson 11 shows how.
 
 # %% [markdown]
 # ## 5. Looking inside
