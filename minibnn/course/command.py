@@ -14,8 +14,8 @@ For the ``minibnn`` command: ``add_arguments(parser)`` declares the options and 
 
 Example:
     >>> main(["list"])  # doctest: +ELLIPSIS
-    lesson                     exercises
-    01_autograd.py             1.1 Softplus.backward (2 points), 1.2 Hypot.backward (2 points)
+    lesson...exercises
+    01_autograd.py...1.1 Softplus.backward (2 points), 1.2 Hypot.backward (2 points)
     ...
     11 lessons, 26 exercises, ... points
     0
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .graders import GRADERS
-from .grading import (expected_names, format_table, grade, grade_class, gradebook_csv, gradescope_json,
-                      is_class_folder, write_text)
+from .grading import (expected_names, find_submission_files, format_table, grade, grade_class, gradebook_csv,
+                      gradescope_json, is_class_folder, write_text)
 from .handout import LESSONS_DIR, exercises, lessons, make
 
 __all__ = ["add_arguments", "run", "main", "HELP"]
@@ -71,8 +71,12 @@ def _exercise_ids(wanted: Optional[Sequence[str]]) -> Optional[List[str]]:
     return ids
 
 
+def _points(n: int) -> str:
+    return f"{n} point" if n == 1 else f"{n} points"
+
+
 def _list() -> int:
-    rows = [(p.name, ", ".join(f"{e.id} ({GRADERS[e.id].points} points)" for e in exercises(p))) for p in lessons()]
+    rows = [(p.name, ", ".join(f"{e.id} ({_points(GRADERS[e.id].points)})" for e in exercises(p))) for p in lessons()]
     width = max(len(name) for name, _ in rows) + 2
     print(f"{'lesson':<{width + 1}}exercises")
     for name, text in rows:
@@ -101,9 +105,9 @@ def _grade(args: argparse.Namespace) -> int:
         write_text(out, gradebook_csv(reports))
         print(f"wrote {out} ({len(reports)} students)")
         return 0
-    report = grade(target, numbers, only, args.timeout)
-    if not report.results:
-        looked = ", ".join(report.looked_for)
+    report = grade(target, numbers, only, args.timeout) if find_submission_files(target) else None
+    if report is None or not report.results:
+        looked = ", ".join(expected_names(numbers))
         print(f"minibnn assignments grade: nothing graded in {target}: no lesson file found; looked for "
               f"{looked} (or, in a class folder, one subfolder per student holding them)", file=sys.stderr)
         return 1

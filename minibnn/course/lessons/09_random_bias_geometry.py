@@ -65,8 +65,8 @@ def activation_pattern(z, activation):
 
 
 x = 2.0 * rng.standard_normal((2000, 2))               # data: a 2-D Gaussian cloud, wider than the bands
-W = rng.standard_normal((32, 2)) / np.sqrt(2)          # 32 units, weights N(0, 1/2)
-z = geometry.pre_activations((W, np.zeros(32)), x)
+weights = rng.standard_normal((32, 2)) / np.sqrt(2)          # 32 units, weights N(0, 1/2)
+z = geometry.pre_activations((weights, np.zeros(32)), x)
 for act in ("relu", "htanh"):
     A = activation_pattern(z, act)
     print(f"{act:5s}: share of active (point, unit) pairs {A.mean():.3f}   "
@@ -110,7 +110,7 @@ print(f"{'':14s}{'share':>8s}{'expected':>10s}{'data Gini':>11s}{'unit Gini':>11
 for act in ("relu", "htanh"):
     for lam in (0.0, 1.0, 2.0, 4.0):
         b = RandomBias(lam)((32,), rng)
-        A = activation_pattern(geometry.pre_activations((W, b), x), act)
+        A = activation_pattern(geometry.pre_activations((weights, b), x), act)
         per_point, per_unit = A.sum(axis=1), A.sum(axis=0)
         expected = theory.expected_active_share(act, 2, lam=lam, weight_std=np.sqrt(2))   # w·x ~ N(0, 2|x|²/2)
         print(f"{act:5s} λ = {lam:3.1f}{A.mean():8.3f}{expected:10.3f}{gini(per_point):11.3f}"
@@ -129,7 +129,7 @@ grid = np.stack(np.meshgrid(np.linspace(-5, 5, 121), np.linspace(-5, 5, 121)), a
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 for ax, lam in zip(axes, (0.0, 2.0, 4.0)):
     b = RandomBias(lam)((32,), np.random.default_rng(1))
-    counts = activation_pattern(geometry.pre_activations((W, b), grid), "htanh").sum(axis=1)
+    counts = activation_pattern(geometry.pre_activations((weights, b), grid), "htanh").sum(axis=1)
     image = ax.imshow(counts.reshape(121, 121), origin="lower", extent=(-5, 5, -5, 5), vmin=0, vmax=32)
     ax.set_title(f"htanh, λ = {lam:g}")
     ax.axis("off")

@@ -48,7 +48,7 @@ from minibnn.optim import Adam
 from minibnn.schedulers import CosineAnnealingLR
 from minibnn.training import SaveCheckpoint, fit
 
-OUT = output_dir()
+out_dir = output_dir()
 EPOCHS = 3
 
 # %% [markdown]
@@ -70,7 +70,7 @@ model = bnn_mlp(in_features=64, num_classes=10, hidden_units=128, num_hidden=3)
 optimizer = Adam(model.parameters(), lr=1e-2)
 scheduler = CosineAnnealingLR(optimizer, T_max=EPOCHS)
 history = fit(model, train_loader, CrossEntropyLoss(), optimizer, epochs=EPOCHS, val_loader=test_loader,
-              scheduler=scheduler, callbacks=[SaveCheckpoint(OUT / "10_mlp-{epoch}.npz")], progress=False, seed=0)
+              scheduler=scheduler, callbacks=[SaveCheckpoint(out_dir / "10_mlp-{epoch}.npz")], progress=False, seed=0)
 print("learning rate per epoch:", [round(lr[0], 5) for lr in history.lr])
 show(history.plot("binary MLP, cosine schedule"), "10_training_curves.png")
 
@@ -83,9 +83,9 @@ show(history.plot("binary MLP, cosine schedule"), "10_training_curves.png")
 restored = bnn_mlp(in_features=64, num_classes=10, hidden_units=128, num_hidden=3)
 restored_opt = Adam(restored.parameters(), lr=1e-2)
 restored_sched = CosineAnnealingLR(restored_opt, T_max=EPOCHS)
-info = load_checkpoint(OUT / "10_mlp-2.npz", restored, restored_opt, restored_sched)
+info = load_checkpoint(out_dir / "10_mlp-2.npz", restored, restored_opt, restored_sched)
 print("restored epoch", info["epoch"], " learning rate now", restored_sched.get_last_lr())
-save_checkpoint(OUT / "10_final.npz", model, optimizer, scheduler, epoch=EPOCHS)
+save_checkpoint(out_dir / "10_final.npz", model, optimizer, scheduler, epoch=EPOCHS)
 
 # %% [markdown]
 # ## 2. Freeze
@@ -201,7 +201,7 @@ show(fig, "10_model_size.png")
 # class. Loaded, it must give the same logits bit for bit.
 
 # %%
-path = OUT / "10_packed.npz"
+path = out_dir / "10_packed.npz"
 packed.save(path)
 loaded = deploy.load(path)
 print(f"{path.name}: {path.stat().st_size / 1024:.1f} KiB on disk")

@@ -39,7 +39,7 @@ from scipy import stats
 import minibnn.experiments as ex
 from minibnn.course.notebook import output_dir, show
 
-OUT = output_dir()
+out_dir = output_dir()
 
 # %% [markdown]
 # ## 1. The studies
@@ -59,7 +59,7 @@ for name in ex.names():
 
 # %%
 SEEDS = (0, 1, 2)
-result = ex.run("bn-ablation", tiny=True, seeds=SEEDS, workers=1, progress=False, out_dir=OUT,
+result = ex.run("bn-ablation", tiny=True, seeds=SEEDS, workers=1, progress=False, out_dir=out_dir,
                 train_limit=640, test_limit=359, epochs=3, widths={"mlp": 1 / 64}, lrs={"mlp": 0.01})
 print(f"{len(result.runs)} runs in {result.seconds:.1f} s; files:", sorted(result.files))
 print(open(result.files["markdown"], encoding="utf-8").read())
