@@ -17,7 +17,7 @@ Example:
     lesson...exercises
     01_autograd.py...1.1 Softplus.backward (2 points), 1.2 Hypot.backward (2 points)
     ...
-    11 lessons, 26 exercises, ... points
+    11 lessons, 26 exercises, ...
     0
 """
 from __future__ import annotations
