@@ -1,310 +1,134 @@
-"""Graders of the tutorial exercises, and tests of the assignment generator (minibnn.assignments).
+"""The course machinery: handouts made from the lessons, graders that can't be gamed, grading a class.
 
-Graders: every test named ``test_stepNN_...`` and tagged ``@pytest.mark.assignment("NN")`` grades the exercises
-of tutorial NN. It reads the submission named by $MINIBNN_SUBMISSION (a student's file, or a folder with one
-file per step); without it, the tutorial itself, i.e. the solutions, which must pass. An instructor runs
-
-    MINIBNN_SUBMISSION=alice/01_autograd.py python -m pytest tests/test_assignments.py -m assignment
-
-(or ``python -m minibnn.assignments grade alice/01_autograd.py``). The graders load only the submission's
-imports, functions and classes (``minibnn.assignments.load_definitions``), so each exercise is graded on its
-own; ``test_notebook_runs_top_to_bottom`` (run only with a submission) runs the whole file.
-
-The other tests check the generator: the student versions it writes hold no solution code, and they fail every
-grader of their step, while a solution file passes its step's graders and skips the others.
+The heavy tests grade whole folders in worker processes, as an instructor would: the solutions (the lessons
+themselves) score full marks, the student handout scores 0 everywhere, and a student who calls minibnn's own
+answers (:data:`CHEATS`) scores 0 on exactly those exercises.
 """
 from __future__ import annotations
 
 import ast
-import functools
-import os
+import csv
+import json
 import re
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings, strategies as st
 
-import strategies as S
-from minibnn import Sequential, Tensor, gradcheck, packing, quantizers, theory
-from minibnn import assignments
-from minibnn.constraints import apply_constraints
-from minibnn.layers import BatchNorm1d
-from minibnn.losses import CrossEntropyLoss
-from minibnn.optim import SGD
-from minibnn.quantized import BinaryLinear
+from minibnn.course import FORBIDDEN, GRADERS, LESSONS_DIR, exercises, lessons, make, strip_solutions
+from minibnn.course import command, grading, guard, handout
 
-ROOT = Path(__file__).resolve().parent.parent
-TUTORIALS_DIR = ROOT / "tutorials"
-TUTORIALS = assignments.find_tutorials(TUTORIALS_DIR)
-STEPS = [assignments.step_of(p) for p in TUTORIALS]
-THIS_FILE = Path(__file__).resolve()
+LESSONS = lessons()
+TOTAL = sum(g.points for g in GRADERS.values())
 
-
-@functools.lru_cache(maxsize=None)
-def _load(path: str):
-    return assignments.load_definitions(path)
-
-
-def grader_settings(max_examples: int) -> settings:
-    """Hypothesis settings of the graders: no "explain" phase (it rewrites the failing test with libcst, which
-    costs seconds per failing grader and tells a student nothing the shrunk example does not)."""
-    return settings(max_examples=max_examples, phases=[p for p in Phase if p != Phase.explain])
-
-
-def submission(step: str):
-    """The definitions of the file graded for ``step`` (skips the test when $MINIBNN_SUBMISSION is another
-    step's file)."""
-    path = assignments.submission_path(step, TUTORIALS_DIR)
-    if path is None:
-        pytest.skip(f"${assignments.ENV_VAR} is a file of another step, not {step}")
-    return _load(str(path))
-
-
-# ==============================================================================================================
-# Graders. Each one must fail on the placeholder of at least one solution block of its step.
-# ==============================================================================================================
-
-# ---- 01 autograd --------------------------------------------------------------------------------------------
-@pytest.mark.assignment("01")
-@grader_settings(S.MEDIUM)
-@given(x=S.arrays(S.shapes(), -20.0, 20.0))
-def test_step01_softplus_backward(x):
-    mod = submission("01")
-    assert gradcheck(mod.Softplus.apply, x)
-    t = Tensor(x, requires_grad=True)
-    upstream = np.linspace(-2.0, 2.0, x.size).reshape(x.shape)
-    mod.Softplus.apply(t).backward(upstream)
-    np.testing.assert_allclose(t.grad, upstream / (1 + np.exp(-x)), rtol=1e-10, atol=0)
+#: a student who calls minibnn's answer instead of writing it, for every exercise whose answer minibnn has
+CHEATS = {
+    "1.1 Softplus.backward": "from minibnn import functional as F\nreturn grad * F.sigmoid(self.x).data",
+    "2.1 ClippedSteSign.forward": "from minibnn import quantizers\nself.x, self.clip = x, clip_value\n"
+                                  "return quantizers.ste_sign(x, clip_value=clip_value).data",
+    "2.2 ClippedSteSign.backward": "from minibnn import Tensor, quantizers\nt = Tensor(self.x, requires_grad=True)\n"
+                                   "quantizers.ste_sign(t, clip_value=self.clip).backward(grad)\nreturn t.grad",
+    "2.3 signswish_derivative": "from minibnn import theory\nreturn theory.signswish_grad(x, beta)",
+    "3.1 train_step": "from minibnn.training import fit\nh = fit(model, [(x, y)], loss_fn, optimizer, epochs=1, "
+                      "progress=False, verbose=False)\nreturn float(h.train_loss[-1])",
+    "3.2 flip_ratio": "from minibnn import Tensor\nfrom minibnn.metrics import FlipRatio\n"
+                      "t = Tensor(np.array(before))\nf = FlipRatio([t])\nt.data = np.array(after)\nreturn f.update()",
+    "4.1 pack_rows": "from minibnn import packing\nreturn packing.pack(x)",
+    "4.2 xnor_matmul": "from minibnn import packing\nreturn packing.gemm(a, b, k).astype(np.int64)",
+    "5.1 transformed_bernoulli_variance": "from minibnn import theory\nreturn theory.bernoulli_variance(p)",
+    "5.2 binary_dot_variance": "from minibnn import theory\nreturn theory.binary_dot_variance(k, p_w, p_x)",
+    "6.2 max_pool2d": "from minibnn import functional as F\nreturn F.max_pool2d(x, 2).data",
+    "6.3 shifted_sign_fraction": "from minibnn import theory\nreturn theory.shifted_sign_fraction(threshold, mu, sigma)",
+    "7.1 preactivation_variance": "from minibnn import theory\n"
+                                  "return theory.preactivation_variance(widths, weight_var, input_var)",
+    "7.2 centred_norm": "from minibnn.normalization import CentredNorm\n"
+                        "layer = CentredNorm(x.shape[1], dtype=np.float64)\nlayer.weight.data[...] = gamma\n"
+                        "layer.bias.data[...] = beta\nreturn layer(x).data",
+    "7.3 fold_bn_sign": "from minibnn import theory\nf = theory.fold_bn_sign(gamma, beta, mean, std)\n"
+                        "return f.threshold, f.direction",
+    "8.1 signswish": "from minibnn import theory\nreturn theory.signswish(x, beta)",
+    "8.2 bnn_plus_regularizer": "from minibnn import theory\n"
+                                "return float(theory.regularizer(alpha, weight, kind, channel_axis=0).sum())",
+    "8.3 initial_alpha": "from minibnn import theory\nreturn theory.optimal_scale(weight, kind, channel_axis=0)",
+    "9.1 activation_pattern": "from minibnn import geometry\nreturn geometry.activation_pattern(z, activation)",
+    "9.2 gini": "from minibnn import geometry\nreturn geometry.gini(c)",
+    "10.1 binary_dense": "from minibnn import packing\ns = packing.gemm(packed_x, packed_w, k)\n"
+                         "return np.where(s >= threshold, 1, -1)",
+    "10.2 packed_bytes": "from minibnn import packing\n"
+                         "return shape[0] * packing.packed_width(int(np.prod(shape[1:]))) * 8",
+}
 
 
-@pytest.mark.assignment("01")
-@grader_settings(S.MEDIUM)
-@given(pair=S.broadcastable_pair(max_dims=3, max_side=3))
-def test_step01_hypot_backward_with_broadcasting(pair):
-    a, b = (np.where(v >= 0, v + 0.2, v - 0.2) for v in pair)   # shifted off the kink at a = b = 0
-    mod = submission("01")
-    assert gradcheck(mod.Hypot.apply, a, b)
-
-
-# ---- 02 quantizers ------------------------------------------------------------------------------------------
-CLIPS = [1.0, 0.5, 2.0, None]
-
-
-@pytest.mark.assignment("02")
-@grader_settings(S.CHEAP)
-@given(data=st.data(), clip=st.sampled_from(CLIPS), dtype=st.sampled_from([np.float32, np.float64]))
-def test_step02_ste_sign_forward(data, clip, dtype):
-    edge = 1.0 if clip is None else clip
-    x = data.draw(S.arrays_with(S.shapes(), specials=(0.0, -0.0, edge, -edge))).astype(dtype)
-    mod = submission("02")
-    out = mod.ClippedSteSign.apply(Tensor(x), clip_value=clip)
-    assert out.dtype == dtype
-    np.testing.assert_array_equal(out.data, np.where(x >= 0, 1, -1).astype(dtype))   # sign(0) = sign(-0) = +1
-
-
-@pytest.mark.assignment("02")
-@grader_settings(S.CHEAP)
-@given(data=st.data(), clip=st.sampled_from(CLIPS))
-def test_step02_ste_sign_backward(data, clip):
-    edge = 1.0 if clip is None else clip
-    x = data.draw(S.arrays_with(S.shapes(), specials=(0.0, -0.0, edge, -edge, edge + 1e-9, -edge - 1e-9)))
-    upstream = data.draw(S.arrays(x.shape))
-    mod = submission("02")
-    mine, reference = Tensor(x, requires_grad=True), Tensor(x, requires_grad=True)
-    mod.ClippedSteSign.apply(mine, clip_value=clip).backward(upstream)
-    quantizers.ste_sign(reference, clip_value=clip).backward(upstream)
-    np.testing.assert_array_equal(mine.grad, reference.grad)       # window closed: 1 at ±clip, 0 beyond
-
-
-@pytest.mark.assignment("02")
-@pytest.mark.parametrize("beta", [1.0, 2.5, 5.0, 10.0])
-def test_step02_signswish_derivative(beta):
-    mod = submission("02")
-    x = np.concatenate([np.linspace(-4.0, 4.0, 161), [0.0, 80.0, -80.0, 500.0]])   # 500β overflows cosh
-    np.testing.assert_allclose(mod.signswish_derivative(x, beta), theory.signswish_grad(x, beta),
-                               rtol=1e-9, atol=1e-12)
-    zero = theory.signswish_grad_zero(beta)
-    assert np.all(np.abs(mod.signswish_derivative(np.array([-zero, zero]), beta)) < 1e-9)
-    assert mod.signswish_derivative(np.array([0.0]), beta)[0] == pytest.approx(beta)
-
-
-# ---- 03 binary MLP --------------------------------------------------------------------------------------------
-def _binary_net(seed: int):
-    rng = np.random.default_rng(seed)
-    model = Sequential(BinaryLinear(6, 5, bias=False, rng=rng), BatchNorm1d(5), BinaryLinear(5, 3, rng=rng))
-    for layer in (model[0], model[2]):                      # start close to the clip edges
-        layer.weight.data[...] = rng.uniform(-1.0, 1.0, layer.weight.shape).astype(np.float32)
-    return model
-
-
-def _reference_step(model, optimizer, loss_fn, x, y) -> float:
-    loss = loss_fn(model(Tensor(x)), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    apply_constraints(model)
-    return loss.item()
-
-
-@pytest.mark.assignment("03")
-@pytest.mark.parametrize("seed", [0, 1])
-def test_step03_train_step_is_the_binarynet_step(seed):
-    mod = submission("03")
-    rng = np.random.default_rng(100 + seed)
-    batches = [(rng.normal(size=(8, 6)).astype(np.float32), rng.integers(0, 3, size=8)) for _ in range(3)]
-    mine, reference = _binary_net(seed), _binary_net(seed)
-    opt_mine, opt_ref = SGD(mine.parameters(), lr=2.0), SGD(reference.parameters(), lr=2.0)
-    loss_fn = CrossEntropyLoss()
-    for x, y in batches:     # three steps: gradients left over from a previous step would show
-        got = mod.train_step(mine, opt_mine, loss_fn, x, y)
-        want = _reference_step(reference, opt_ref, loss_fn, x, y)
-        assert isinstance(got, float), f"train_step must return a Python float, got {type(got).__name__}"
-        assert got == pytest.approx(want, rel=1e-5)
-    for (name, p), (_, q) in zip(mine.named_parameters(), reference.named_parameters()):
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-5, atol=1e-6, err_msg=name)
-    clipped = [np.abs(q.data) for q in (reference[0].weight, reference[2].weight)]
-    assert any(np.any(c == 1.0) for c in clipped), "test setup: the reference step should clip some weights"
-    for layer in (mine[0], mine[2]):
-        assert np.all(np.abs(layer.weight.data) <= 1.0), "latent weights must be clipped back to [-1, 1]"
-
-
-# ---- 04 XNOR-popcount ---------------------------------------------------------------------------------------
-@pytest.mark.assignment("04")
-@grader_settings(S.CHEAP)
-@given(data=st.data(), lead=S.shapes(min_dims=0, max_dims=2, max_side=3), k=st.integers(1, 200))
-def test_step04_pack_rows(data, lead, k):
-    x = data.draw(S.arrays_with(tuple(lead) + (k,), specials=(0.0, -0.0, -1.0, 1.0)))
-    mod = submission("04")
-    packed = mod.pack_rows(x)
-    assert packed.dtype == np.uint64 and packed.shape == tuple(lead) + (packing.packed_width(k),)
-    np.testing.assert_array_equal(packed, packing.pack(x))
-    signs = np.where(x < 0, -1, 1).astype(np.int8)                  # integer ±1 input too
-    np.testing.assert_array_equal(mod.pack_rows(signs), packing.pack(signs))
-
-
-@pytest.mark.assignment("04")
-@grader_settings(S.CHEAP)
-@given(m=st.integers(1, 6), n=st.integers(1, 6), k=st.sampled_from([1, 5, 63, 64, 65, 100, 128, 191]),
-       seed=st.integers(0, 2**32 - 1))
-def test_step04_xnor_matmul(m, n, k, seed):
-    rng = np.random.default_rng(seed)
-    a = np.where(rng.random((m, k)) < 0.5, -1.0, 1.0)
-    b = np.where(rng.random((n, k)) < 0.5, -1.0, 1.0)
-    mod = submission("04")
-    got = np.asarray(mod.xnor_matmul(packing.pack(a), packing.pack(b), k))
-    assert got.shape == (m, n)
-    np.testing.assert_array_equal(got, (a @ b.T).astype(np.int64))
-
-
-# ---- 05 theory ----------------------------------------------------------------------------------------------
-@pytest.mark.assignment("05")
-def test_step05_transformed_bernoulli_variance():
-    mod = submission("05")
-    for p in np.linspace(0.0, 1.0, 21):
-        assert mod.transformed_bernoulli_variance(p) == pytest.approx(theory.bernoulli_variance(p), abs=1e-12)
-
-
-@pytest.mark.assignment("05")
-@grader_settings(S.CHEAP)
-@given(k=st.integers(1, 4096), p_w=st.floats(0.0, 1.0), p_x=st.floats(0.0, 1.0))
-def test_step05_binary_dot_variance_formula(k, p_w, p_x):
-    mod = submission("05")
-    assert mod.binary_dot_variance(k, p_w, p_x) == pytest.approx(theory.binary_dot_variance(k, p_w, p_x),
-                                                                 rel=1e-9, abs=1e-9)
-
-
-@pytest.mark.assignment("05")
-@pytest.mark.parametrize("k, p_w, p_x", [(64, 0.9, 0.9), (33, 0.2, 0.65)])
-def test_step05_binary_dot_variance_agrees_with_a_measurement(k, p_w, p_x):
-    mod = submission("05")
-    measured = theory.measure_binary_dot(k, p_w, p_x, n=40_000, rng=np.random.default_rng(k))[1]
-    check = theory.Check("student's V(s)", mod.binary_dot_variance(k, p_w, p_x), measured.measured,
-                         measured.stderr, measured.n)
-    assert check.agrees, check
-
-
-# ---- the whole notebook --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.assignment(s), id=f"step{s}") for s in STEPS])
-def test_notebook_runs_top_to_bottom(step, tmp_path):
-    if not os.environ.get(assignments.ENV_VAR):
-        pytest.skip(f"runs a submission's whole notebook; without ${assignments.ENV_VAR} the tutorials are run "
-                    f"by test_tutorials.py")
-    path = assignments.submission_path(step, TUTORIALS_DIR)
-    if path is None:
-        pytest.skip(f"${assignments.ENV_VAR} is a file of another step, not {step}")
-    script = path if path.suffix == ".py" else tmp_path / (path.stem + ".py")
-    if script != path:                                                # a notebook: run its code as a script
-        script.write_text(assignments.script_text(path), encoding="utf-8")
-    env = dict(os.environ, MPLBACKEND="Agg", MINIBNN_TUTORIAL_OUT=str(tmp_path / "out"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, f"{path.name} stopped with an error:\n{result.stderr[-4000:]}"
+def write_cheater(folder: Path) -> Path:
+    """The lessons with each exercise of CHEATS answered by calling minibnn (the others keep their solution)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in LESSONS:
+        def answer(exercise_id: str, text=path.read_text(encoding="utf-8")) -> str:
+            if exercise_id in CHEATS:
+                return CHEATS[exercise_id]
+            block = re.search(rf"^[ \t]*# BEGIN SOLUTION: {re.escape(exercise_id)}\n(.*?)^[ \t]*# END SOLUTION",
+                              text, re.S | re.M)
+            return textwrap.dedent(block.group(1))
+        text, _ = handout.replace_solutions(path.read_text(encoding="utf-8"), answer, str(path))
+        (folder / path.name).write_text(text, encoding="utf-8")
+    return folder
 
 
 # ==============================================================================================================
-# The generator
+# Handouts
 # ==============================================================================================================
 def test_strip_solutions_replaces_each_block_at_its_indentation():
     source = ("def f(x):\n"
               "    y = 1\n"
-              "    # BEGIN SOLUTION: the answer\n"
+              "    # BEGIN SOLUTION: 7.1 f\n"
               "    y = 2 * x\n"
               "    # END SOLUTION\n"
               "    return y\n"
               "\n"
-              "# BEGIN SOLUTION\n"
+              "# BEGIN SOLUTION: 7.2 Z\n"
               "Z = 3\n"
               "# END SOLUTION\n")
-    text, n = assignments.strip_solutions(source, step="07")
+    text, n = strip_solutions(source)
     assert n == 2
     assert text == ("def f(x):\n"
                     "    y = 1\n"
-                    '    raise NotImplementedError("exercise 07: the answer")\n'
+                    '    raise NotImplementedError("exercise 7.1 f")\n'
                     "    return y\n"
                     "\n"
-                    'raise NotImplementedError("exercise 07")\n')
-    assert assignments.strip_solutions("x = 1\n") == ("x = 1\n", 0)
+                    'raise NotImplementedError("exercise 7.2 Z")\n')
+    assert strip_solutions("x = 1\n") == ("x = 1\n", 0)
 
 
 @pytest.mark.parametrize("source, line, fragment", [
-    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\nx\n# END SOLUTION\n", 2, "inside the block opened on line 1"),
-    ("x\n# END SOLUTION\n", 2, "without a '# BEGIN SOLUTION' before it"),
-    ("x\n  # BEGIN SOLUTION\n  y\n", 2, "is never closed"),
-    ("# BEGIN SOLUTION\n# END SOLUTION\n", 1, "the solution block is empty"),
-    ("# BEGIN SOLUTIONS\nx\n# END SOLUTION\n", 1, "expected '# BEGIN SOLUTION' or '# BEGIN SOLUTION: title'"),
+    ("# BEGIN SOLUTION: 1.1 a\n# BEGIN SOLUTION: 1.2 b\nx\n# END SOLUTION\n", 2, "inside the block opened on line 1"),
+    ("x\n# END SOLUTION\n", 2, "without a '# BEGIN SOLUTION:' before it"),
+    ("x\n  # BEGIN SOLUTION: 1.1 a\n  y\n", 2, "is never closed"),
+    ("# BEGIN SOLUTION: 1.1 a\n# END SOLUTION\n", 1, "the solution block is empty"),
+    ("# BEGIN SOLUTION: a\nx\n# END SOLUTION\n", 1, "expected '# BEGIN SOLUTION: L.N name'"),
+    ("# BEGIN SOLUTIONS\nx\n# END SOLUTION\n", 1, "expected '# BEGIN SOLUTION: L.N name'"),
 ])
 def test_strip_solutions_rejects_bad_markers(source, line, fragment):
     with pytest.raises(ValueError) as info:
-        assignments.strip_solutions(source, where="lesson.py")
+        strip_solutions(source, where="lesson.py")
     assert str(info.value).startswith(f"lesson.py:{line}: ") and fragment in str(info.value), str(info.value)
 
 
-def test_every_step_has_exercises_and_graders():
-    graders = [name for name in globals() if name.startswith("test_step")]
-    total = 0
-    for path in TUTORIALS:
-        step = assignments.step_of(path)
-        found = assignments.exercises(path)
-        total += len(found)
-        assert found, f"{path.name} has no exercise"
-        assert any(g.startswith(f"test_step{step}_") for g in graders), f"no grader for step {step}"
-    assert total >= 3
+def test_an_exercise_id_must_name_its_own_lesson(tmp_path):
+    path = tmp_path / "03_x.py"
+    path.write_text("# BEGIN SOLUTION: 2.1 f\nx = 1\n# END SOLUTION\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="is in lesson 3"):
+        exercises(path)
 
 
 def _solution_lines(path: Path):
-    """The code lines inside the solution blocks that appear nowhere else in the tutorial."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """The code lines inside the solution blocks that appear nowhere else in the lesson."""
     inside, outside, in_block = [], [], False
-    for line in lines:
+    for line in path.read_text(encoding="utf-8").splitlines():
         stripped = line.strip()
-        if stripped.startswith(assignments.BEGIN):
+        if stripped.startswith(handout.BEGIN):
             in_block = True
-        elif stripped.startswith(assignments.END):
+        elif stripped.startswith(handout.END):
             in_block = False
         elif stripped:
             (inside if in_block else outside).append(stripped)
@@ -312,31 +136,26 @@ def _solution_lines(path: Path):
 
 
 def test_make_writes_student_versions_without_solution_code(tmp_path):
-    try:
-        import jupytext
-    except ImportError:
-        jupytext = None
-    written = assignments.make(tmp_path, TUTORIALS_DIR, notebooks=jupytext is not None)
-    assert sorted(p.name for p in written if p.suffix == ".py") == [p.name for p in TUTORIALS]
-    for path in TUTORIALS:
+    jupytext = pytest.importorskip("jupytext", reason="make --notebooks needs the [course] extra")
+    written = make(tmp_path, notebooks=True)
+    assert sorted(p.name for p in written if p.suffix == ".py") == [p.name for p in LESSONS]
+    for path in LESSONS:
         student = (tmp_path / path.name).read_text(encoding="utf-8")
-        blocks = assignments.exercises(path)
-        assert assignments.BEGIN not in student and assignments.END not in student
-        placeholders = re.findall(r'raise NotImplementedError\("exercise (\d\d): ([^"]*)"\)', student)
-        assert placeholders == [(path.name[:2], e.title) for e in blocks]
-        student_lines = {line.strip() for line in student.splitlines()}
-        leaked = [line for line in _solution_lines(path) if line in student_lines]
+        blocks = exercises(path)
+        assert "# BEGIN SOLUTION" not in student and handout.END not in student
+        stubs = re.findall(r'raise NotImplementedError\("exercise ([^"]*)"\)', student)
+        assert stubs == [e.id for e in blocks]
+        leaked = [line for line in _solution_lines(path) if line in {s.strip() for s in student.splitlines()}]
         assert not leaked, f"{path.name}: solution lines in the student version: {leaked}"
         ast.parse(student, filename=path.name)
-        if jupytext is not None:
-            notebook = jupytext.read(tmp_path / (path.stem + ".ipynb"))
-            assert "".join(c.source for c in notebook.cells if c.cell_type == "code").count(
-                "NotImplementedError(\"exercise") == len(blocks)
+        notebook = jupytext.read(tmp_path / (path.stem + ".ipynb"))
+        code = "".join(c.source for c in notebook.cells if c.cell_type == "code")
+        assert code.count('NotImplementedError("exercise') == len(blocks)
 
 
 def test_make_refuses_to_overwrite_the_solutions():
-    with pytest.raises(ValueError, match="tutorials folder itself"):
-        assignments.make(TUTORIALS_DIR, TUTORIALS_DIR)
+    with pytest.raises(ValueError, match="lessons folder itself"):
+        make(LESSONS_DIR)
 
 
 def test_load_definitions_runs_only_imports_functions_classes_and_constants(tmp_path):
@@ -349,94 +168,124 @@ def test_load_definitions_runs_only_imports_functions_classes_and_constants(tmp_
                       "class Box:\n"
                       "    value = math.pi\n"
                       "raise RuntimeError('top-level code must not run')\n", encoding="utf-8")
-    mod = assignments.load_definitions(script)
+    mod = grading.load_definitions(script)
     assert mod.double(3) == 6 and mod.Box.value == pytest.approx(np.pi)
-    assert not hasattr(mod, "ratio")
+    assert not hasattr(mod, "ratio") and mod.__name__.startswith(guard.SUBMISSION_PREFIX)
 
 
-def test_submission_path_resolves_files_folders_and_other_steps(tmp_path, monkeypatch):
-    monkeypatch.delenv(assignments.ENV_VAR, raising=False)
-    assert assignments.submission_path("01", TUTORIALS_DIR) == TUTORIALS[0]          # the solutions
-    folder = tmp_path / "alice"
-    folder.mkdir()
-    (folder / "01_autograd.py").write_text("x = 1\n", encoding="utf-8")
-    assert assignments.submission_path("01", TUTORIALS_DIR, folder) == folder / "01_autograd.py"
-    assert assignments.submission_path("01", TUTORIALS_DIR, folder / "01_autograd.py") == folder / "01_autograd.py"
-    assert assignments.submission_path("02", TUTORIALS_DIR, folder / "01_autograd.py") is None
-    with pytest.raises(FileNotFoundError, match="without a file 02_"):
-        assignments.submission_path("02", TUTORIALS_DIR, folder)
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        assignments.submission_path("01", TUTORIALS_DIR, tmp_path / "missing.py")
+def test_submission_files_are_found_by_their_two_digits(tmp_path):
+    (tmp_path / "06_mine.ipynb").write_text("{}", encoding="utf-8")
+    (tmp_path / "06_binary_cnn.py").write_text("", encoding="utf-8")
+    (tmp_path / "2_wrong.py").write_text("", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("", encoding="utf-8")
+    assert grading.find_submission_files(tmp_path) == {6: tmp_path / "06_binary_cnn.py"}   # script first
+    assert grading.find_submission_files(tmp_path / "06_mine.ipynb") == {6: tmp_path / "06_mine.ipynb"}
+    assert not grading.is_class_folder(tmp_path) and grading.is_class_folder(tmp_path.parent)
 
 
-def test_notebook_submissions_are_read_through_jupytext(tmp_path, monkeypatch):
-    jupytext = pytest.importorskip("jupytext")
-    folder = tmp_path / "bob"
-    folder.mkdir()
-    notebook = folder / (TUTORIALS[0].stem + ".ipynb")                 # a solved notebook, returned as .ipynb
-    jupytext.write(jupytext.read(TUTORIALS[0]), notebook)
-    step = assignments.step_of(TUTORIALS[0])
-    assert assignments.submission_path(step, TUTORIALS_DIR, folder) == notebook
-    mod = assignments.load_definitions(notebook)
-    assert gradcheck(mod.Softplus.apply, np.linspace(-3.0, 3.0, 7))
-    monkeypatch.setenv(assignments.ENV_VAR, str(folder))
-    test_notebook_runs_top_to_bottom(step, tmp_path)                   # runs the notebook's code to the end
+# ==============================================================================================================
+# The guard
+# ==============================================================================================================
+@pytest.mark.parametrize("exercise_id", sorted(FORBIDDEN))
+def test_every_forbidden_path_resolves_to_a_function(exercise_id):
+    for path in FORBIDDEN[exercise_id]:
+        _, _, raw = guard.resolve(path)
+        raw = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
+        assert callable(raw), path
 
 
-def _run_graders(submission: Path, workdir: Path):
-    """Run this file's graders (``-m assignment``) on ``submission`` in a fresh pytest; return {test: outcome}."""
-    report = workdir / "report.xml"
-    env = dict(os.environ)
-    env[assignments.ENV_VAR] = str(submission)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-m", "pytest", str(THIS_FILE), "-m", "assignment", "-q",
-                             "-p", "no:cacheprovider", f"--junitxml={report}"],
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-    outcomes = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        kinds = {child.tag for child in case}
-        outcome = ("failed" if kinds & {"failure", "error"} else "skipped" if "skipped" in kinds else "passed")
-        outcomes[case.get("name")] = outcome
-    assert outcomes, f"no test ran:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return outcomes
+def test_a_trap_stops_the_submission_but_not_the_grader(tmp_path):
+    from minibnn import packing, xnor
+
+    (tmp_path / "04_x.py").write_text("from minibnn.packing import pack as library_pack\n"
+                                      "from minibnn import xnor\n"
+                                      "def direct(x):\n    return library_pack(x)\n"
+                                      "def via_alias(x):\n    return xnor.pack(x)\n", encoding="utf-8")
+    x = np.array([[1.0, -1.0, 2.0]])
+    original = packing.pack
+    with guard.forbid("4.1 pack_rows") as calls:
+        sub = grading.load_definitions(tmp_path / "04_x.py", guard.SUBMISSION_PREFIX + "trap_test")
+        for fn in (sub.direct, sub.via_alias):
+            with pytest.raises(guard.ForbiddenCall, match="implements the answer of exercise 4.1 pack_rows"):
+                fn(x)
+        np.testing.assert_array_equal(packing.pack(x), original(x))      # the grader's own call goes through
+    assert calls == ["minibnn.packing.pack", "minibnn.xnor.pack"]
+    assert packing.pack is original and sub.direct(x).dtype == np.uint64 and xnor.pack(x).shape == (1, 1)
 
 
-def _step_of_test(name: str) -> str:
-    match = re.match(r"test_step(\d\d)_", name) or re.search(r"\[step(\d\d)\]$", name)
-    assert match, name
-    return match.group(1)
+def test_catching_the_error_still_scores_zero(tmp_path):
+    solution = LESSONS[3].read_text(encoding="utf-8")       # 04_xnor_popcount.py, its real solution inside
+    sneaky = solution.replace("    # BEGIN SOLUTION: 4.1 pack_rows\n",
+                              "    # BEGIN SOLUTION: 4.1 pack_rows\n"
+                              "    try:\n        from minibnn import packing as P\n        return P.pack(x)\n"
+                              "    except Exception:\n        pass\n")
+    (tmp_path / LESSONS[3].name).write_text(sneaky, encoding="utf-8")
+    report = grading.grade(tmp_path, exercise_ids=["4.1 pack_rows"], isolated=False)
+    [result] = report.results
+    assert result.score == 0 and "minibnn.packing.pack" in result.feedback
 
 
-def test_student_versions_fail_every_grader(tmp_path):
-    handout = tmp_path / "handout"
-    assignments.make(handout, TUTORIALS_DIR)
-    outcomes = _run_graders(handout, tmp_path)
-    not_failed = {name: outcome for name, outcome in outcomes.items() if outcome != "failed"}
-    assert not not_failed, f"graders that did not fail on the student versions: {not_failed}"
-    assert {_step_of_test(name) for name in outcomes} == set(STEPS)
+# ==============================================================================================================
+# Grading a class, from the command line
+# ==============================================================================================================
+def test_grading_a_class_of_three_writes_a_gradebook(tmp_path, capsys):
+    """Untouched stubs score 0, the solutions full marks, calling minibnn's answers 0 on those exercises."""
+    class_dir = tmp_path / "class"
+    make(class_dir / "amy")
+    for path in LESSONS:
+        (class_dir / "ben").mkdir(parents=True, exist_ok=True)
+        (class_dir / "ben" / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    write_cheater(class_dir / "cat")
+    assert command.main(["grade", str(class_dir)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with open(class_dir / "gradebook.csv", newline="", encoding="utf-8") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert sorted(rows) == ["amy", "ben", "cat"]
+    ids = list(GRADERS)
+    assert [int(rows["amy"][i]) for i in ids] == [0] * len(ids)
+    assert [int(rows["ben"][i]) for i in ids] == [GRADERS[i].points for i in ids]
+    assert [int(rows["cat"][i]) for i in ids] == [0 if i in CHEATS else GRADERS[i].points for i in ids]
+    assert (rows["amy"]["total"], rows["ben"]["total"], rows["ben"]["out_of"]) == ("0", str(TOTAL), str(TOTAL))
+    assert len(CHEATS) >= 20
 
 
-def test_a_solution_file_passes_its_notebook_grader_and_skips_the_other_steps(tmp_path, monkeypatch):
-    """File mode, in process (the pytest-level selection is covered by the test above)."""
-    monkeypatch.setenv(assignments.ENV_VAR, str(TUTORIALS[0]))       # 01_autograd.py: the quickest notebook
-    step = assignments.step_of(TUTORIALS[0])
-    test_notebook_runs_top_to_bottom(step, tmp_path)                   # passes: the solution runs to the end
-    assert submission(step).Softplus is not None
-    for other in STEPS:
-        if other != step:
-            with pytest.raises(pytest.skip.Exception, match="another step"):
-                submission(other)
-            with pytest.raises(pytest.skip.Exception, match="another step"):
-                test_notebook_runs_top_to_bottom(other, tmp_path)
+def test_one_student_gets_a_table_and_gradescope_json(tmp_path, capsys):
+    student = tmp_path / "dana"
+    student.mkdir()
+    stub, _ = strip_solutions(LESSONS[4].read_text(encoding="utf-8"))
+    (student / "05_theory.py").write_text(stub.replace(
+        'raise NotImplementedError("exercise 5.1 transformed_bernoulli_variance")', "return 4 * p * (1 - p)"),
+        encoding="utf-8")
+    assert command.main(["grade", str(student)]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"5\.1 transformed_bernoulli_variance\s+1/1\s+ok", table)
+    assert re.search(r"5\.2 binary_dot_variance\s+0/2\s+not done yet: the stub of 5\.2 binary_dot_variance", table)
+    assert re.search(r"total\s+1/3", table) and "Traceback" not in table
+    assert command.main(["grade", str(student), "--verbose"]) == 0
+    assert "Traceback" in capsys.readouterr().out
+    out = tmp_path / "results.json"
+    assert command.main(["grade", str(student / "05_theory.py"), "--format", "gradescope", "--out", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["score"] == 1
+    assert [(t["name"], t["score"], t["max_score"]) for t in results["tests"]] == [
+        ("5.1 transformed_bernoulli_variance", 1, 1), ("5.2 binary_dot_variance", 0, 2)]
+    capsys.readouterr()
+    assert command.main(["grade", str(student), "--exercise", "5.1"]) == 0
+    assert "5.2" not in capsys.readouterr().out
 
 
-def test_command_line_list_and_make(tmp_path, capsys):
-    assert assignments.main(["list", "--source", str(TUTORIALS_DIR)]) == 0
-    listing = capsys.readouterr().out
-    for path in TUTORIALS:
-        assert path.name in listing
-    assert assignments.main(["make", str(tmp_path / "out"), "--source", str(TUTORIALS_DIR)]) == 0
-    assert "solution blocks replaced" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in TUTORIALS]
-    assert assignments.main(["grade", str(tmp_path / "nobody")]) == 2
+def test_nothing_to_grade_exits_nonzero_naming_the_files_it_looked_for(tmp_path, capsys):
+    (tmp_path / "autograd.py").write_text("x = 1\n", encoding="utf-8")
+    assert command.main(["grade", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing graded" in err and "01_autograd.py" in err and "11_running_a_study.ipynb" in err
+    assert command.main(["grade", str(tmp_path / "missing")]) == 2
     assert "no submission at" in capsys.readouterr().err
+
+
+def test_list_and_make_from_the_command_line(tmp_path, capsys):
+    assert command.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(p.name in listing for p in LESSONS) and f"{len(GRADERS)} exercises" in listing
+    assert command.main(["make", str(tmp_path / "handout")]) == 0
+    assert sorted(p.name for p in (tmp_path / "handout").iterdir()) == [p.name for p in LESSONS]

@@ -111,11 +111,11 @@ def _called_from_submission() -> bool:
     return False
 
 
-def _trap(original: Any, path: str, exercise_id: str, calls: List[str]) -> Any:
+def _trap(original: Any, path: str, exercise_id: str, calls: List[str], active: List[bool]) -> Any:
     function = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
 
     def trap(*args, **kwargs):
-        if _called_from_submission():
+        if active[0] and _called_from_submission():
             calls.append(path)
             raise ForbiddenCall(f"{path} implements the answer of exercise {exercise_id}; it is unavailable "
                                 f"while that exercise is graded")
@@ -141,11 +141,12 @@ def forbid(exercise_id: str) -> Iterator[List[str]]:
         raise KeyError(f"forbid: {exercise_id!r} is not in minibnn.course.guard.FORBIDDEN; add it (with () if no "
                        f"library function implements its answer)")
     calls: List[str] = []
+    active = [True]          # traps a submission kept a reference to go inert on exit
     patches: List[Tuple[Any, str, Any]] = []
     try:
         for path in FORBIDDEN[exercise_id]:
             owner, name, raw = resolve(path)
-            trap = _trap(raw, path, exercise_id, calls)
+            trap = _trap(raw, path, exercise_id, calls, active)
             targets = [(owner, name)]
             if not isinstance(owner, type):
                 targets += [(module, attr) for module_name, module in list(sys.modules.items())
@@ -156,5 +157,6 @@ def forbid(exercise_id: str) -> Iterator[List[str]]:
                 setattr(target, attr, trap)
         yield calls
     finally:
+        active[0] = False
         for target, attr, value in reversed(patches):
             setattr(target, attr, value)
