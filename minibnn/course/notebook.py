@@ -50,8 +50,8 @@ def show(fig, name: str, dpi: int = 80) -> Path:
 
     path = output_dir() / name
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    if in_notebook():
-        from IPython.display import display
-        display(fig)
+    if in_notebook():                 # the saved PNG itself: works for pyplot figures and bare Figure() alike
+        from IPython.display import Image, display
+        display(Image(filename=str(path)))
     plt.close(fig)
     return path

@@ -51,7 +51,7 @@ from minibnn.quantized import BinaryConv2d, BinaryLinear
 from minibnn.quantizers import ShiftedThreshold
 from minibnn.training import fit
 
-EPOCHS = 3
+EPOCHS = 2
 
 # %% [markdown]
 # ## 1. Images, not vectors

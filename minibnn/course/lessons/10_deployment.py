@@ -49,7 +49,7 @@ from minibnn.schedulers import CosineAnnealingLR
 from minibnn.training import SaveCheckpoint, fit
 
 out_dir = output_dir()
-EPOCHS = 3
+EPOCHS = 2
 
 # %% [markdown]
 # ## 1. Train, with a schedule and checkpoints
@@ -76,14 +76,14 @@ show(history.plot("binary MLP, cosine schedule"), "10_training_curves.png")
 
 # %% [markdown]
 # A checkpoint restores everything a run needs to continue: here we rebuild the model from scratch, load the
-# epoch-2 checkpoint into it, and check that its weights are those saved (the scheduler's state comes back
-# too, so a resumed run gets the same learning rates as an uninterrupted one).
+# epoch-1 checkpoint into it — weights, optimizer moments and the scheduler's position, so a resumed run gets
+# the same learning rates as an uninterrupted one.
 
 # %%
 restored = bnn_mlp(in_features=64, num_classes=10, hidden_units=128, num_hidden=3)
 restored_opt = Adam(restored.parameters(), lr=1e-2)
 restored_sched = CosineAnnealingLR(restored_opt, T_max=EPOCHS)
-info = load_checkpoint(out_dir / "10_mlp-2.npz", restored, restored_opt, restored_sched)
+info = load_checkpoint(out_dir / "10_mlp-1.npz", restored, restored_opt, restored_sched)
 print("restored epoch", info["epoch"], " learning rate now", restored_sched.get_last_lr())
 save_checkpoint(out_dir / "10_final.npz", model, optimizer, scheduler, epoch=EPOCHS)
 
