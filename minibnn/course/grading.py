@@ -149,11 +149,13 @@ def is_class_folder(path: PathLike) -> bool:
         sub.is_dir() and find_submission_files(sub) for sub in path.iterdir())
 
 
-def _feedback(error: BaseException) -> str:
+def _feedback(error: BaseException, exercise_id: str) -> str:
     if isinstance(error, NotImplementedError):
         text = str(error)
+        if text == f"exercise {exercise_id}":
+            return f"not done yet: the stub of {exercise_id} still raises NotImplementedError"
         if text.startswith("exercise "):
-            return f"not done yet: the stub of {text[len('exercise '):]} still raises NotImplementedError"
+            return f"needs {text[len('exercise '):]} first (its stub still raises NotImplementedError)"
         return f"NotImplementedError: {text}"
     first = (str(error).strip().splitlines() or [""])[0]
     if isinstance(error, AssertionError):
@@ -205,7 +207,7 @@ def _grade_exercise(exercise_id: str, path: Path, timeout: float) -> ExerciseRes
         return ExerciseResult(exercise_id, grader.points, 0, str(error), log)
     if isinstance(error, _Timeout):
         return ExerciseResult(exercise_id, grader.points, 0, f"too slow: {error}", log)
-    return ExerciseResult(exercise_id, grader.points, 0, _feedback(error), log)
+    return ExerciseResult(exercise_id, grader.points, 0, _feedback(error, exercise_id), log)
 
 
 def _grade_here(submission: PathLike, numbers: Optional[Sequence[int]], only: Optional[Sequence[str]],
