@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 # --- where the lessons are: globs relative to the repository root, in reading order ----------------------------
-LESSON_GLOBS = ["tutorials/[0-9][0-9]_*.py"]
+LESSON_GLOBS = ["minibnn/course/lessons/[0-9][0-9]_*.py"]
 LESSON_DIR = HERE / "lessons"          # generated notebooks go here (git-ignored, rewritten only when changed)
 
 # The library documented and executed is the one in this source tree, installed or not. Its compiled kernels are

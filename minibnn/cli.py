@@ -1,15 +1,17 @@
-"""The ``minibnn`` command line: ``minibnn demo``, ``minibnn experiment NAME`` (or ``python -m minibnn ...``).
+"""The ``minibnn`` command line: ``minibnn demo``, ``minibnn experiment NAME``, ``minibnn assignments ...`` (or
+``python -m minibnn ...``).
 
 A subcommand is a class with a one-line ``help`` (and optionally an ``epilog`` of examples),
 ``add_arguments(parser)`` declaring its options on an ``argparse`` parser, and ``run(args) -> int`` returning
 the exit code. It is defined where its code lives
-(``minibnn experiment`` in :mod:`minibnn.experiments.command`, ``minibnn demo`` below) and registered in the
+(``minibnn experiment`` in :mod:`minibnn.experiments.command`, ``minibnn assignments`` in
+:mod:`minibnn.course.command`, ``minibnn demo`` below) and registered in the
 registry :data:`COMMANDS`, the same :class:`~minibnn.registry.Registry` that names quantizers, models and
 studies. :func:`main` builds the parser from the registry, so ``minibnn --help`` lists every subcommand.
 
 Example:
     >>> COMMANDS.names()
-    ['demo', 'experiment']
+    ['assignments', 'demo', 'experiment']
     >>> main(["demo", "--epochs", "1", "--no-progress"])  # doctest: +ELLIPSIS
     minibnn demo: 151562 parameters, ...
     epoch 1/1  train loss ...
@@ -28,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from ._checks import count_argument
+from .course.command import Assignments
 from .data import ArrayDataset, DataLoader, load_digits
 from .experiments.command import Experiment
 from .losses import CrossEntropyLoss
@@ -44,6 +47,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "Demo", "build_demo_model"]
 #: The subcommands of ``minibnn``: name -> a class with ``help``, ``add_arguments(parser)`` and ``run(args)``.
 COMMANDS = Registry("command")
 COMMANDS.register("experiment")(Experiment)
+COMMANDS.register("assignments")(Assignments)
 
 _NAME = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$")
 

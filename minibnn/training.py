@@ -106,6 +106,40 @@ class History:
         history.metrics = {k: list(v) for k, v in data.get("metrics", {}).items()}
         return history
 
+    def plot(self, title: Optional[str] = None):
+        """Loss (left) and accuracy (right) per epoch, training and validation; returns the matplotlib Figure.
+
+        Needs matplotlib (``pip install "minibnn[course]"``). Curves without values (no validation, no accuracy)
+        are left out. In a notebook the figure shows below the cell; ``fig.savefig(path)`` saves it.
+
+        Example:
+            >>> import matplotlib
+            >>> matplotlib.use("Agg")
+            >>> h = History()
+            >>> for e in (1, 2):
+            ...     h.append(epoch=e, train_loss=1.0 / e, train_acc=0.5 + 0.1 * e, val_loss=1.2 / e, val_acc=0.5,
+            ...              extra_loss=None, lr=[0.01], time=0.1)
+            >>> [ax.get_ylabel() for ax in h.plot().axes]
+            ['loss', 'accuracy']
+        """
+        import matplotlib.pyplot as plt  # optional dependency: imported only when a plot is asked for
+
+        fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(8, 3))
+        for ax, kind in ((loss_ax, "loss"), (acc_ax, "acc")):
+            for split, style in (("train", "-o"), ("val", "--s")):
+                values = getattr(self, f"{split}_{kind}")
+                points = [(e, v) for e, v in zip(self.epoch, values) if v is not None]
+                if points:
+                    ax.plot(*zip(*points), style, markersize=3, label=split)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("loss" if kind == "loss" else "accuracy")
+            if ax.lines:
+                ax.legend()
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        return fig
+
     def __repr__(self) -> str:
         if not len(self):
             return "History(0 epochs)"

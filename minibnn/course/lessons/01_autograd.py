@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 01 · Autograd: tensors, the graph, and checking gradients
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 01_autograd.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # A neural network learns by following gradients. minibnn computes them the way PyTorch does, in about
 # 900 readable lines (`minibnn/tensor.py`). In this tutorial you will
 #
@@ -22,8 +26,8 @@
 # 3. check a gradient against finite differences with `gradcheck` — and watch it catch a wrong one;
 # 4. write your own differentiable op, a `Function` with `forward` and `backward` side by side.
 #
-# **Exercises** (marked *Exercise* below): `Softplus.backward` and `Hypot.backward`. The grader for this step
-# is `python -m minibnn.assignments grade 01_autograd.py`.
+# **Exercises**: 1.1 `Softplus.backward` (2 points), 1.2 `Hypot.backward` (2 points). Check your work with `minibnn assignments grade 01_autograd.py`
+# (or `python -m minibnn.course grade 01_autograd.py`).
 
 # %%
 import numpy as np
@@ -163,7 +167,7 @@ else:
 #
 # `Op.apply(tensors...)` runs it and records it in the graph.
 #
-# ### Exercise 1 — `Softplus.backward`
+# ### Exercise 1.1 — `Softplus.backward` (2 points)
 #
 # softplus(x) = log(1 + eˣ) is a smooth ReLU. Its derivative is the logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ).
 # Write `backward` so that it returns dL/dx = grad · σ(x). A numerically safe `sigmoid` is given.
@@ -183,7 +187,7 @@ class Softplus(Function):
         return np.logaddexp(0, x)       # log(e⁰ + eˣ), stable for large x
 
     def backward(self, grad):
-        # BEGIN SOLUTION: Softplus.backward
+        # BEGIN SOLUTION: 1.1 Softplus.backward
         return grad * sigmoid(self.x)
         # END SOLUTION
 
@@ -192,7 +196,7 @@ x = rng.normal(size=(3, 4)) * 3
 print("Softplus passes gradcheck:", gradcheck(Softplus.apply, x))
 
 # %% [markdown]
-# ### Exercise 2 — `Hypot.backward`, an op with two inputs
+# ### Exercise 1.2 — `Hypot.backward` (2 points), an op with two inputs
 #
 # hypot(a, b) = √(a² + b²). Its partial derivatives are a / hypot and b / hypot. Return **both** gradients
 # as a tuple `(da, db)`. Then check that it also works when `b` is broadcast against `a` — you should not have
@@ -208,7 +212,7 @@ class Hypot(Function):
         return self.out
 
     def backward(self, grad):
-        # BEGIN SOLUTION: Hypot.backward
+        # BEGIN SOLUTION: 1.2 Hypot.backward
         return grad * self.a / self.out, grad * self.b / self.out
         # END SOLUTION
 

@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 02 · Quantizers: sign, and gradients that lie usefully
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 02_quantizers.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # A binary neural network (BNN) computes with weights and activations in {-1, +1}, obtained with the sign
 # function. This tutorial is about the one obstacle to training such a network — **sign has no useful
 # gradient** — and the standard way around it, the *straight-through estimator* (STE).
@@ -26,23 +30,19 @@
 #    SignSwish (Darabi et al. 2018), and redraw BNN+'s Fig. 4;
 # 4. meet the magnitude-aware sign, trainable β, and the Larq names minibnn understands.
 #
-# **Exercises**: `ClippedSteSign` (forward and backward) and `signswish_derivative`.
-# Grader: `python -m minibnn.assignments grade 02_quantizers.py`.
+# **Exercises**: 2.1 `ClippedSteSign.forward` (2 points), 2.2 `ClippedSteSign.backward` (2 points), 2.3 `signswish_derivative` (2 points). Check your work with `minibnn assignments grade 02_quantizers.py`
+# (or `python -m minibnn.course grade 02_quantizers.py`).
 
 # %%
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from minibnn import Function, Tensor, gradcheck
 from minibnn import quantizers, theory
+from minibnn.course.notebook import show
 from minibnn.plotting import plot_quantizers
 from minibnn.quantizers import get, sign_swish
 
-OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))
-OUT.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## 1. sign has derivative 0 almost everywhere
@@ -101,7 +101,7 @@ print("true derivative: w = %.2f, last loss = %.1f" % train_one_weight(TrueSign.
 # The window |x| ≤ c (c = `clip_value`, 1 by default) matters: outside it the gradient is cancelled, so a
 # latent weight far from 0 stops moving (Sari et al. 2019 call it the clipped STE 1_[-1,1]).
 #
-# ### Exercise 3 — `ClippedSteSign`
+# ### Exercises 2.1 — `ClippedSteSign.forward` (2 points) and 2.2 — `ClippedSteSign.backward` (2 points)
 #
 # Write `forward` (sign with sign(0) = +1, in the input's dtype; remember what backward needs) and `backward`
 # (the upstream gradient where |x| ≤ clip_value, **edges included**, 0 elsewhere; `clip_value=None` lets the
@@ -112,7 +112,7 @@ class ClippedSteSign(Function):
     """out = sign(x) (sign(0) = +1);  d/dx ≈ 1 on |x| <= clip_value (all x if None), 0 elsewhere."""
 
     def forward(self, x, clip_value=1.0):
-        # BEGIN SOLUTION: ClippedSteSign.forward
+        # BEGIN SOLUTION: 2.1 ClippedSteSign.forward
         if clip_value is None:
             self.mask = np.ones(x.shape, dtype=x.dtype)
         else:
@@ -121,7 +121,7 @@ class ClippedSteSign(Function):
         # END SOLUTION
 
     def backward(self, grad):
-        # BEGIN SOLUTION: ClippedSteSign.backward
+        # BEGIN SOLUTION: 2.2 ClippedSteSign.backward
         return grad * self.mask
         # END SOLUTION
 
@@ -175,7 +175,7 @@ for name in ("htanh", "tanh", "bireal", "ss_5", "ss_10"):
 # Unlike the STEs above it turns **negative** for |x| beyond a zero near 2.4/β: a weight pushed far out is
 # pulled back a little.
 #
-# ### Exercise 4 — `signswish_derivative`
+# ### Exercise 2.3 — `signswish_derivative` (2 points)
 #
 # Implement eq. 3 on NumPy arrays (x an array, β > 0 a number). cosh overflows to inf for |βx| > 710; the
 # formula then correctly gives 0, so silencing the overflow warning is enough.
@@ -184,7 +184,7 @@ for name in ("htanh", "tanh", "bireal", "ss_5", "ss_10"):
 def signswish_derivative(x, beta=5.0):
     """dSS_β/dx = β(2 - βx·tanh(βx/2)) / (1 + cosh βx)  (Darabi et al. 2018, eq. 3)."""
     x = np.asarray(x, dtype=np.float64)
-    # BEGIN SOLUTION: signswish_derivative
+    # BEGIN SOLUTION: 2.3 signswish_derivative
     z = beta * x
     with np.errstate(over="ignore"):
         return beta * (2 - z * np.tanh(z / 2)) / (1 + np.cosh(z))
@@ -216,12 +216,11 @@ for beta in (2.0, 5.0, 10.0):
 # ## 5. BNN+'s Fig. 4, redrawn
 #
 # `plot_quantizers` draws each quantizer's forward pass (left) and pseudo-gradient (right). The figure is
-# saved under `tutorial_out/` (or `$MINIBNN_TUTORIAL_OUT`); in a notebook it also shows below the cell.
+# saved under `lesson_out/` (or `$MINIBNN_TUTORIAL_OUT`); in a notebook it also shows below the cell.
 
 # %%
 fig = plot_quantizers(("htanh", "tanh", "bireal", "ss_5", "ss_10"))
-fig.savefig(OUT / "02_quantizers_fig4.png", dpi=80)
-print("saved", OUT / "02_quantizers_fig4.png")
+print("saved", show(fig, "02_quantizers_fig4.png"))
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -231,7 +230,7 @@ for beta in (1.0, 2.0, 5.0, 10.0):
     ax.plot(xx, theory.signswish(xx, beta), label=f"SS_{beta:g}")
 ax.set_title("SignSwish tends to sign as β grows (and overshoots ±1)")
 ax.legend(fontsize=7)
-fig.savefig(OUT / "02_signswish.png", dpi=80)
+show(fig, "02_signswish.png")
 
 # %% [markdown]
 # ## 6. Magnitude-aware sign and trainable β

@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 05 · Checking the theory of binary networks with Monte-Carlo
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 05_checking_theory.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # Papers about BNNs state formulas: the variance of a binary dot product, where a derivative vanishes, what
 # share of activations is +1 after pooling. A formula is a prediction, and a prediction can be *measured*:
 # simulate the situation, estimate the quantity, and ask whether the prediction lies inside the measurement's
@@ -24,24 +28,20 @@
 # depth), Darabi et al. 2018 (the zeros of SignSwish's derivative), Kim et al. 2021 (the +1 share after max
 # pooling), and Li & Partovi Nia 2020 (ReLU vs hardtanh geometry).
 #
-# **Exercise**: `transformed_bernoulli_variance` and `binary_dot_variance`.
-# Grader: `python -m minibnn.assignments grade 05_checking_theory.py`.
+# **Exercises**: 5.1 `transformed_bernoulli_variance` (1 point), 5.2 `binary_dot_variance` (2 points). Check your work with `minibnn assignments grade 05_checking_theory.py`
+# (or `python -m minibnn.course grade 05_checking_theory.py`).
 
 # %%
-import os
-from pathlib import Path
-
 import numpy as np
 from scipy import stats
 
 from minibnn import theory
+from minibnn.course.notebook import show
 from minibnn.theory import geometry
-from minibnn.layers import BatchNorm2d, MaxPool2d
+from minibnn.nn import BatchNorm2d, MaxPool2d
 from minibnn.metrics import plus_one_fraction
 from minibnn.quantizers import get, ste_sign
 
-OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))
-OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(2024)
 
 # %% [markdown]
@@ -64,7 +64,7 @@ print("agrees:", mean_check.agrees, var_check.agrees, "  z =", round(theory.DEFA
 # A binary layer computes s = Σₖ wₖxₖ over K independent signs with P(w = +1) = p_w, P(x = +1) = p_x.
 # Each product wₖxₖ is itself a sign, with mean (2p_w − 1)(2p_x − 1), and the K terms are independent.
 #
-# ### Exercise 8 — two variances
+# ### Exercises 5.1 — `transformed_bernoulli_variance` (1 point) and 5.2 — `binary_dot_variance` (2 points)
 #
 # 1. `transformed_bernoulli_variance(p)`: the variance of x̃ = 2·Bernoulli(p) − 1. (Hint: x̃² = 1.)
 # 2. `binary_dot_variance(k, p_w, p_x)`: the variance of s. (Hint: use 1. on the product wₖxₖ, whose
@@ -73,14 +73,14 @@ print("agrees:", mean_check.agrees, var_check.agrees, "  z =", round(theory.DEFA
 # %%
 def transformed_bernoulli_variance(p):
     """V(2·Bernoulli(p) - 1)  (Sari et al. 2019, section 2)."""
-    # BEGIN SOLUTION: transformed_bernoulli_variance
+    # BEGIN SOLUTION: 5.1 transformed_bernoulli_variance
     return 4 * p * (1 - p)
     # END SOLUTION
 
 
 def binary_dot_variance(k, p_w=0.5, p_x=0.5):
     """V(Σ_{k=1}^K w_k x_k) for independent signs with P(w=+1) = p_w, P(x=+1) = p_x."""
-    # BEGIN SOLUTION: binary_dot_variance
+    # BEGIN SOLUTION: 5.2 binary_dot_variance
     p_product = (1 + (2 * p_w - 1) * (2 * p_x - 1)) / 2
     return k * transformed_bernoulli_variance(p_product)
     # END SOLUTION
@@ -177,8 +177,8 @@ for lam in (0.0, 2.0):
     print(theory.measure_expected_active_share("htanh", 8, lam=lam, weights="gaussian", n_pairs=50_000, rng=rng))
 print(theory.measure_expected_active_share("relu", 8, n_pairs=50_000, rng=rng))
 
-fig = geometry.plot_relu_vs_htanh(n_units=8, lam=2.0, resolution=101, path=OUT / "05_relu_vs_htanh.png")
-print("saved", OUT / "05_relu_vs_htanh.png")
+fig = geometry.plot_relu_vs_htanh(n_units=8, lam=2.0, resolution=101)
+print("saved", show(fig, "05_relu_vs_htanh.png"))
 
 # %% [markdown]
 # ## 7. Many checks at once

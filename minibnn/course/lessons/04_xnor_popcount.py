@@ -14,18 +14,23 @@
 # %% [markdown]
 # # 04 · Why binary networks are fast: XNOR and popcount
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 04_xnor_popcount.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # A ±1 value needs one bit, so 64 of them fit in one machine word — and a dot product of two ±1 vectors can
 # be computed 64 elements at a time with two cheap instructions, XOR and popcount. In this tutorial you
 #
 # 1. derive the identity  a·b = K − 2·popcount(a XOR b);
-# 2. pack ±1 vectors into `uint64` words by hand with NumPy, and compare with `minibnn.packing`;
+# 2. pack ±1 vectors into `uint64` words by hand with NumPy, and compare with `minibnn.xnor.packing`;
 # 3. write the XNOR-popcount matrix product yourself, then compare it with minibnn's reference
-#    (`minibnn.packing.gemm`) and its compiled SIMD kernels (`minibnn.xnor`);
+#    (`minibnn.xnor.packing.gemm`) and its compiled SIMD kernels (`minibnn.xnor`);
 # 4. time them against a float32 matrix product (timings are printed, not promised: they depend on the
 #    machine);
 # 5. see a binary convolution and a BatchNorm folded into an integer threshold.
 #
-# **Exercises**: `pack_rows` and `xnor_matmul`. Grader: `python -m minibnn.assignments grade 04_xnor_popcount.py`.
+# **Exercises**: 4.1 `pack_rows` (2 points), 4.2 `xnor_matmul` (2 points). Check your work with `minibnn assignments grade 04_xnor_popcount.py`
+# (or `python -m minibnn.course grade 04_xnor_popcount.py`).
 
 # %%
 import time
@@ -33,7 +38,8 @@ import time
 import numpy as np
 
 from minibnn import functional as F
-from minibnn import packing, xnor
+from minibnn import xnor
+from minibnn.xnor import packing
 
 rng = np.random.default_rng(0)
 
@@ -70,7 +76,7 @@ print("K - 2·popcount =", len(a) - 2 * differ, "   a·b =", int(a @ b))
 # of word k // 64, so a row of K values takes W = ⌈K/64⌉ `uint64` words. The unused high bits of the last
 # word are 0, i.e. padding with +1. (The full specification is the docstring of `minibnn/packing.py`.)
 #
-# ### Exercise 6 — `pack_rows`
+# ### Exercise 4.1 — `pack_rows` (2 points)
 #
 # Pack the signs of `x` (shape (..., K)): bit = 1 where x < 0. Hints: make a zero-padded boolean array of
 # shape (..., W·64), reshape it to (..., W, 64), shift bit j left by j (as `uint64`) and combine the 64 of
@@ -80,7 +86,7 @@ print("K - 2·popcount =", len(a) - 2 * differ, "   a·b =", int(a @ b))
 def pack_rows(x):
     """Pack the signs of x (..., K) into uint64 words (..., ceil(K/64)): bit k%64 of word k//64 is x[k] < 0."""
     x = np.asarray(x)
-    # BEGIN SOLUTION: pack_rows
+    # BEGIN SOLUTION: 4.1 pack_rows
     k = x.shape[-1]
     words = (k + 63) // 64
     bits = np.zeros(x.shape[:-1] + (words * 64,), dtype=np.uint64)
@@ -92,7 +98,7 @@ def pack_rows(x):
 
 x = random_signs(3, 100)
 print("shape", x.shape, "->", pack_rows(x).shape, pack_rows(x).dtype)
-print("same as minibnn.packing.pack:", np.array_equal(pack_rows(x), packing.pack(x)))
+print("same as minibnn.xnor.packing.pack:", np.array_equal(pack_rows(x), packing.pack(x)))
 print("same as the compiled xnor.pack:", np.array_equal(pack_rows(x), xnor.pack(x)))
 print("unpacks back:", np.array_equal(packing.unpack(pack_rows(x), 100), x))
 
@@ -103,7 +109,7 @@ print("unpacks back:", np.array_equal(packing.unpack(pack_rows(x), 100), x))
 # K − 2·Σ_words popcount(x_words[m] XOR w_words[n]). The padding bits are 0 in both operands, so their XOR
 # is 0 and they never count — as long as you subtract from the true K, not from 64·W.
 #
-# ### Exercise 7 — `xnor_matmul`
+# ### Exercise 4.2 — `xnor_matmul` (2 points)
 #
 # Given packed `a` (M, W) and `b` (N, W) and the true row length `k`, return the int64 matrix (M, N) of ±1
 # dot products. `np.bitwise_count` counts the set bits of every element of an integer array (NumPy ≥ 2.0).
@@ -111,7 +117,7 @@ print("unpacks back:", np.array_equal(packing.unpack(pack_rows(x), 100), x))
 # %%
 def xnor_matmul(a, b, k):
     """(M, N) int64 matrix of k - 2·popcount(a[m] XOR b[n]) for packed rows a (M, W) and b (N, W)."""
-    # BEGIN SOLUTION: xnor_matmul
+    # BEGIN SOLUTION: 4.2 xnor_matmul
     differ = np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=-1, dtype=np.int64)
     return k - 2 * differ
     # END SOLUTION
@@ -125,7 +131,7 @@ print(mine[:2])
 # %% [markdown]
 # ## 4. minibnn's kernels, and a timing
 #
-# `minibnn.packing.gemm` is the readable NumPy reference, essentially your function. `minibnn.xnor.gemm` runs
+# `minibnn.xnor.packing.gemm` is the readable NumPy reference, essentially your function. `minibnn.xnor.gemm` runs
 # compiled C with SIMD popcounts (AVX-512 VPOPCNTDQ, AVX2, NEON or plain 64-bit popcount, picked for this
 # CPU at run time) on OpenMP threads, and checks its arguments first.
 
@@ -223,5 +229,5 @@ print("packed outputs", packed_next.shape, packed_next.dtype, " equal to BN then
 
 # %% [markdown]
 # **What to remember.** a·b = K − 2·popcount(a XOR b): one XOR and one popcount replace 64 multiply-adds, and
-# the padding bits never count. The compiled kernels follow the exact bit layout of `minibnn.packing`, which
+# the padding bits never count. The compiled kernels follow the exact bit layout of `minibnn.xnor.packing`, which
 # is also their test specification. Next, `05_checking_theory.py` checks the papers' formulas numerically.

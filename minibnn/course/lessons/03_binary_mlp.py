@@ -14,6 +14,10 @@
 # %% [markdown]
 # # 03 · Training a binary MLP on handwritten digits
 #
+# > Needs the course install: `pip install "minibnn[course]"` (matplotlib, jupytext, JupyterLab). Run it as a
+# > script (`python 03_binary_mlp.py`; figures are saved to `./lesson_out/`) or open it as a notebook (`jupyter lab`,
+# > then *Open With → Notebook*; figures show below their cells).
+#
 # We train two networks on the 8×8 digits bundled with minibnn (1797 images, no download): an ordinary
 # float MLP, then a **binary** MLP whose hidden layers multiply ±1 activations by ±1 weights (BinaryNet,
 # Hubara et al. 2016). Along the way:
@@ -23,34 +27,32 @@
 #   back to [-1, 1];
 # * the **flip ratio** (how many binary weights change sign per step) and the share of +1 activations;
 # * `summary(model)`: how many bits the model really needs once packed;
-# * Bop, an optimizer without latent weights, against a baseline whose binary weights never change.
+# * Bop, an optimizer without latent weights, against a baseline whose binary weights never change;
+# * training curves with `History.plot()`.
 #
-# **Exercise**: `train_step`. Grader: `python -m minibnn.assignments grade 03_binary_mlp.py`.
+# **Exercises**: 3.1 `train_step` (3 points), 3.2 `flip_ratio` (2 points). Check your work with `minibnn assignments grade 03_binary_mlp.py`
+# (or `python -m minibnn.course grade 03_binary_mlp.py`).
 #
 # The whole notebook trains in a few seconds. (On a busy machine, `OPENBLAS_NUM_THREADS=1` makes NumPy's
 # small matrix products much faster.)
 
 # %%
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibnn
 from minibnn import Sequential, Tensor
 from minibnn.constraints import apply_constraints
+from minibnn.course.notebook import show
 from minibnn.data import ArrayDataset, DataLoader, load_digits
-from minibnn.layers import BatchNorm1d, Linear, ReLU
+from minibnn.nn import BatchNorm1d, Linear, ReLU
 from minibnn.losses import CrossEntropyLoss
 from minibnn.metrics import FlipRatio, PlusOneFraction
 from minibnn.optim import Adam
-from minibnn.quantized import BinaryLinear
+from minibnn.nn import BinaryLinear
 from minibnn import summary
 from minibnn.training import evaluate, fit
 
-OUT = Path(os.environ.get("MINIBNN_TUTORIAL_OUT", "tutorial_out"))
-OUT.mkdir(parents=True, exist_ok=True)
 EPOCHS = 4
 
 # %% [markdown]
@@ -72,7 +74,7 @@ for digit, ax in enumerate(axes):
     ax.imshow(x_train[y_train == digit][0].reshape(8, 8), cmap="gray_r")
     ax.set_title(str(digit))
     ax.axis("off")
-fig.savefig(OUT / "03_digits.png", dpi=80)
+show(fig, "03_digits.png")
 
 # %% [markdown]
 # ## 2. A float baseline
@@ -85,6 +87,12 @@ float_model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10))
 history = fit(float_model, train_loader, CrossEntropyLoss(), Adam(float_model.parameters(), lr=1e-2),
               epochs=EPOCHS, val_loader=test_loader, progress=False)
 print(f"float MLP: test accuracy {history.val_acc[-1]:.1%}")
+show(history.plot("float MLP on the 8×8 digits"), "03_float_curves.png")
+
+# %% [markdown]
+# `fit` returns a `History`: one entry per epoch for the training and validation loss and accuracy.
+# `History.plot()` draws them. The validation curve still climbs after four epochs: this baseline is *not*
+# converged, which matters when we compare it with the binary network below.
 
 # %% [markdown]
 # ## 3. A binary MLP
@@ -127,7 +135,7 @@ print("is_binary (1-bit input and 1-bit weights):", layer.is_binary)
 # `kernel_constraint` (`"weight_clip"` for `BinaryLinear`), and `apply_constraints(model)` applies every
 # layer's rule.
 #
-# ### Exercise 5 — `train_step`
+# ### Exercise 3.1 — `train_step` (3 points)
 #
 # Write one training step: run the model on `Tensor(x)`, compute `loss_fn(output, y)`, clear the old
 # gradients, backpropagate, take the optimizer step, then apply the model's constraints. Return the loss as a
@@ -136,7 +144,7 @@ print("is_binary (1-bit input and 1-bit weights):", layer.is_binary)
 # %%
 def train_step(model, optimizer, loss_fn, x, y) -> float:
     """One BinaryNet step on the batch (x, y); returns the batch loss (before the update)."""
-    # BEGIN SOLUTION: train_step
+    # BEGIN SOLUTION: 3.1 train_step
     loss = loss_fn(model(Tensor(x)), y)
     optimizer.zero_grad()
     loss.backward()
@@ -152,10 +160,26 @@ def train_step(model, optimizer, loss_fn, x, y) -> float:
 # A share that stays high would mean the latent weights hover around 0 and the network keeps changing its
 # mind — the sign fluctuations BNN+ (Darabi et al. 2018) set out to damp.
 
+# %% [markdown]
+# ### Exercise 3.2 — `flip_ratio` (2 points)
+#
+# Write `flip_ratio(before, after)`: the share of weights whose *binary* value sign(w) (with sign(0) = +1)
+# differs between two copies of the latent weights, as a Python float. (`-0.0` and `0.0` both binarize to
+# +1: a weight moving from 0.0 to -0.0 has not flipped.)
+
+# %%
+def flip_ratio(before, after) -> float:
+    """#{i : sign(before_i) != sign(after_i)} / #weights, with sign(0) = +1."""
+    # BEGIN SOLUTION: 3.2 flip_ratio
+    return float(np.mean((np.asarray(before) >= 0) != (np.asarray(after) >= 0)))
+    # END SOLUTION
+
+
 # %%
 optimizer = Adam(binary_model.parameters(), lr=1e-2)
 loss_fn = CrossEntropyLoss()
 flips = FlipRatio(binary_model)
+snapshot = layer.weight.data.copy()
 for epoch in range(1, EPOCHS + 1):
     binary_model.train()
     losses = [train_step(binary_model, optimizer, loss_fn, xb, yb) for xb, yb in train_loader]
@@ -163,6 +187,13 @@ for epoch in range(1, EPOCHS + 1):
     test_loss, test_acc = evaluate(binary_model, test_loader, loss_fn)
     print(f"epoch {epoch}: train loss {np.mean(losses):.3f}  test acc {test_acc:.1%}  "
           f"signs flipped this epoch {flipped:.2%}")
+print(f"your flip_ratio over the whole run, hidden layer: {flip_ratio(snapshot, layer.weight.data):.2%}")
+
+# %% [markdown]
+# The binary MLP ends close to the float one, sometimes above it. Don't read that as "binary is better": both
+# runs are four epochs long, the float baseline is not converged (see its curves above), and the binary one
+# has BatchNorms the float one lacks. A fair comparison trains both to convergence with their own learning
+# rates and several seeds — lesson 11 shows how.
 
 # %% [markdown]
 # ## 5. Looking inside
@@ -180,7 +211,7 @@ print("quantized_weight == sign(W):", np.array_equal(layer.quantized_weight(), n
 fig, ax = plt.subplots(figsize=(5, 2.5))
 ax.hist(latent.ravel(), bins=60)
 ax.set_title("latent weights of the hidden binary layer")
-fig.savefig(OUT / "03_latent_weights.png", dpi=80)
+show(fig, "03_latent_weights.png")
 
 # %% [markdown]
 # Kim et al. 2021 watch the share of +1 among each binary activation. Here the signs come right after a
