@@ -234,23 +234,24 @@ def test_errors_name_the_problem():
 
 
 def test_nan_follows_the_models_input_quantizer(tmp_path):
-    """A NaN input gives whatever the model's sign gives: -1 (sign(x) as x >= 0) or +1, the convention of
-    minibnn.xnor.packing (bit = x < 0); the packed model records which (PackSigns.nan_plus, saved and loaded)."""
+    """A NaN input gives whatever the model's sign gives: +1 with minibnn's quantizers (the convention of
+    minibnn.xnor.packing, bit = x < 0) or -1 with a custom sign computed as x >= 0; the packed model records
+    which (PackSigns.nan_plus, saved and loaded)."""
     from minibnn import Tensor
 
-    class SignNanPlus(Module):                       # sign with NaN -> +1: not (x < 0)
-        name, precision = "sign_nan_plus", 1
+    class SignNanMinus(Module):                      # sign with NaN -> -1: x >= 0
+        name, precision = "sign_nan_minus", 1
 
         def forward(self, t):
-            return Tensor(np.where(t.data < 0, -1.0, 1.0).astype(t.data.dtype))
+            return Tensor(np.where(t.data >= 0, 1.0, -1.0).astype(t.data.dtype))
 
     for nan_plus in (False, True):
         rng = np.random.default_rng(8)
         model = randomize_norms(models.vgg_small(image_size=8, width=1 / 8, fc_units=(40,), rng=rng), rng)
-        if nan_plus:
+        if not nan_plus:
             for m in model.modules():
                 if isinstance(m, (QuantConv2d, QuantLinear)) and m.input_quantizer is not None:
-                    m.input_quantizer = SignNanPlus()
+                    m.input_quantizer = SignNanMinus()
         packed = deploy.freeze(model, (3, 8, 8))
         assert [s.nan_plus for s in packed.stages if isinstance(s, deploy.PackSigns)] == [nan_plus]
         x = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
