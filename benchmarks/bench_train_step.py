@@ -219,20 +219,24 @@ def torch_twin(model: Sequential):
 # ---------------------------------------------------------------------------------------------------------------
 # Timing
 # ---------------------------------------------------------------------------------------------------------------
+CLOCK = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = time.perf_counter
+
+
 def timed_step(forward_loss, optimizer, after_step=None, phases=None) -> float:
     """One training step (loss, backward, optimizer step and `after_step`, e.g. the weight clip), the same for
     minibnn and PyTorch; appends each phase's time to `phases` (a dict of lists by PHASES) when given.
     Returns the loss."""
-    t0 = time.perf_counter()
+    t0 = clock()
     loss = forward_loss()
-    t1 = time.perf_counter()
+    t1 = clock()
     optimizer.zero_grad()
     loss.backward()
-    t2 = time.perf_counter()
+    t2 = clock()
     optimizer.step()
     if after_step is not None:
         after_step()
-    t3 = time.perf_counter()
+    t3 = clock()
     if phases is not None:
         for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
             phases[name].append(dt)
@@ -302,7 +306,7 @@ def bench(name: str, steps: int, warmup: int, profile: bool, torch_ok: bool):
     if theirs:
         result["torch"] = {p: median_ms(v) for p, v in times["torch"].items()}
     if profile:
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(clock)
         profiler.enable()
         for _ in range(steps):
             ours()
@@ -331,6 +335,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured steps first (default 5)")
     parser.add_argument("--threads", type=int, default=1, help="threads for minibnn, its BLAS and PyTorch (1)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of the minibnn steps")
+    parser.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                        help="wall: elapsed time (default); cpu: CPU time of this thread, which leaves out the time "
+                             "other processes take (exact with 1 thread, as then everything runs in this thread)")
     parser.add_argument("--no-torch", action="store_true", help="minibnn alone, even when PyTorch is installed")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -340,6 +347,10 @@ def main(argv=None) -> int:
     if args.threads != THREADS:
         parser.error("--threads must be given on the command line (it is read before NumPy starts)")
 
+    global clock
+    clock = CLOCK[args.clock]
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu needs --threads 1 (other threads' time would not count)")
     how = set_threads(args.threads)
     torch_version = None
     if not args.no_torch:
@@ -352,7 +363,8 @@ def main(argv=None) -> int:
             pass
     print(f"threads: {args.threads} ({how}; torch.set_num_threads({args.threads})); NumPy {np.__version__}; "
           f"PyTorch {torch_version or 'not importable (pip install torch to compare)'}")
-    print(f"median of {args.steps} steps after {args.warmup} warm-up steps; minibnn and PyTorch steps alternate")
+    print(f"median of {args.steps} steps after {args.warmup} warm-up steps; minibnn and PyTorch steps alternate; "
+          f"clock: {'elapsed time' if args.clock == 'wall' else 'CPU time of this thread'}")
     try:
         print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs"
               + ("  -- the machine is busy: figures are noisy" if os.getloadavg()[0] > 0.5 else ""))
