@@ -227,6 +227,52 @@ class ShiftGemm:
         return np.ascontiguousarray(dx.transpose(0, 3, 1, 2)), np.ascontiguousarray(dw)
 
 
+class Blocked:
+    """NHWC inside, im2col per block of `b` images so that the block's columns (b·OH·OW, kh·kw·C) stay in L2:
+    forward out[blk] = cols(blk) @ W2; backward rebuilds cols(blk) (nothing big is kept), dW2 += cols(blk)ᵀ @ g,
+    dcols = g(blk) @ W2ᵀ and col2im into the block's padded dx by nine NHWC adds."""
+
+    def __init__(self, b=1):
+        self.b = b
+
+    def forward(self, x, w, stride=(1, 1), padding=(1, 1), pad_value=0.0):
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        (sh, sw), (ph, pw) = stride, padding
+        oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+        xp = np.full((n, h + 2 * ph, wd + 2 * pw, c), pad_value, dtype=x.dtype)
+        xp[:, ph:ph + h, pw:pw + wd, :] = x.transpose(0, 2, 3, 1)
+        self.xp, self.stride = xp, (sh, sw)
+        self.w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * c, o))
+        self.shapes = (x.shape, w.shape, (sh, sw), (ph, pw), oh, ow)
+        out = np.empty((n, oh * ow, o), dtype=x.dtype)
+        for a in range(0, n, self.b):
+            cols = im2col_nhwc(xp[a:a + self.b], kh, kw, oh, ow, sh, sw)
+            np.matmul(cols, self.w2, out=out[a:a + self.b].reshape(-1, o))
+        return np.ascontiguousarray(out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+
+    def backward(self, grad):
+        (n, c, h, wd), (o, _, kh, kw), (sh, sw), (ph, pw), oh, ow = self.shapes
+        g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(n, oh * ow, o)
+        dw2 = np.zeros((kh * kw * c, o), dtype=grad.dtype)
+        tmp = np.empty_like(dw2)
+        dxp = np.zeros(self.xp.shape, dtype=grad.dtype)
+        w2t = np.ascontiguousarray(self.w2.T)
+        for a in range(0, n, self.b):
+            cols = im2col_nhwc(self.xp[a:a + self.b], kh, kw, oh, ow, sh, sw)
+            gb = g[a:a + self.b].reshape(-1, o)
+            np.matmul(cols.T, gb, out=tmp)
+            dw2 += tmp
+            dcols = (gb @ w2t).reshape(-1, oh, ow, kh, kw, c)
+            d = dxp[a:a + self.b]
+            for p in range(kh):
+                for q in range(kw):
+                    d[:, p:p + sh * (oh - 1) + 1:sh, q:q + sw * (ow - 1) + 1:sw, :] += dcols[:, :, :, p, q, :]
+        dw = dw2.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+        dx = dxp[:, ph:ph + h, pw:pw + wd, :]
+        return np.ascontiguousarray(dx.transpose(0, 3, 1, 2)), np.ascontiguousarray(dw)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2x2 max pooling, stride 2
 # ---------------------------------------------------------------------------------------------------------------
@@ -302,7 +348,7 @@ def main(argv=None) -> int:
         pass
     variants = {"now": Current, "NHWC+gemm dx": lambda: Fast("gemm"), "NHWC+col2im": lambda: Fast("col2im"),
                 "CNHW": ChannelMajor, "shift 4096": ShiftGemm, "shift 1024": lambda: ShiftGemm(1024),
-                "shift 16384": lambda: ShiftGemm(16384)}
+                "shift 16384": lambda: ShiftGemm(16384), "blocked 1": Blocked, "blocked 4": lambda: Blocked(4)}
     print("ms per call (fwd / bwd); 'x' = speedup over now; err = max |new - now| / max |now| for out, dx, dw")
     totals = {k: np.zeros(2) for k in variants}
     for c, o, h, pad_value, binary in layers:
