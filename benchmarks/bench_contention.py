@@ -4,7 +4,7 @@ Times three things a new user runs, each in a fresh Python process:
 
 * ``demo``: the training of ``minibnn demo --no-progress`` (``minibnn.cli.main``, timed in the child);
 * ``quickstart``: the README's quick start, copied below (data, model, ``fit`` for 10 epochs, ``evaluate``);
-* ``tutorial03``: ``tutorials/03_binary_mlp.py`` run whole (``runpy``; minibnn imported before the clock starts).
+* ``tutorial03``: ``minibnn/course/lessons/03_binary_mlp.py`` run whole (``runpy``; minibnn imported before the clock starts).
 
 each on a quiet machine and with one CPU-bound neighbour (a Python busy loop in a subprocess pinned to one core,
 started before and killed after each run), under two environments:
@@ -66,7 +66,7 @@ minibnn.cli.main(["demo", "--no-progress"])
     "tutorial03": f"""\
 import runpy, minibnn
 t = time.perf_counter()
-runpy.run_path({os.path.join(ROOT, 'tutorials', '03_binary_mlp.py')!r}, run_name="__main__")
+runpy.run_path({os.path.join(ROOT, 'minibnn', 'course', 'lessons', '03_binary_mlp.py')!r}, run_name="__main__")
 """,
 }
 WORKLOADS = tuple(CHILD)
