@@ -32,28 +32,17 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-# The README's quick start, verbatim (README.md, "Quick start").
-QUICK_START = """\
-import numpy as np
-from minibnn import manual_seed, Tensor
-from minibnn.data import ArrayDataset, DataLoader, load_digits
-from minibnn.layers import BatchNorm1d, Hardtanh, Linear
-from minibnn.quantized import BinaryLinear
-from minibnn.module import Sequential
-from minibnn.losses import CrossEntropyLoss
-from minibnn.optim import Adam
-from minibnn.training import fit, evaluate
 
-manual_seed(0)
-x, y = load_digits("train", flatten=True)
-xt, yt = load_digits("test", flatten=True)
-model = Sequential(Linear(64, 256), BatchNorm1d(256),
-                   BinaryLinear(256, 256), BatchNorm1d(256), Hardtanh(),
-                   Linear(256, 10))
-opt = Adam(model.parameters(), lr=1e-3)
-fit(model, DataLoader(ArrayDataset(x, y), batch_size=32, shuffle=True, seed=0), CrossEntropyLoss(), opt, epochs=10)
-print(evaluate(model, DataLoader(ArrayDataset(xt, yt), batch_size=256), CrossEntropyLoss()))
-"""
+
+def readme_quick_start() -> str:
+    """The README's quick start, read from README.md (its first python block after "## Quick start")."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Quick start"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+QUICK_START = readme_quick_start()
 
 # Each child imports minibnn first, then times the workload and prints "SECONDS <t>" as its last line.
 CHILD = {
