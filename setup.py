@@ -81,8 +81,9 @@ setup(
     package_data={"minibnn": ["datasets/*.npz", "datasets/README.md", "datasets/LICENSE"]},
     install_requires=["numpy>=2.0", "scipy>=1.9", "tqdm>=4.60", "threadpoolctl>=3.0"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14", "dask[distributed]"],
         "plot": ["matplotlib>=3.5"],
+        "cluster": ["dask[distributed]"],
     },
     entry_points={"console_scripts": ["minibnn=minibnn.cli:main"]},
     ext_modules=kernel_extensions(),
