@@ -186,3 +186,22 @@ def test_a_failing_run_is_reported_once_the_others_finish_and_the_exit_status_is
         monkeypatch.setattr(InitVariance, "run_one", flaky)
         _run(tmp_path / "other")
     assert len(info.value.failures) == 1
+
+
+@pytest.mark.parametrize("numbers, message", [
+    ({"x": object()}, "its numbers cannot be stored: Object of type object is not JSON serializable"),
+    ({"label": "x"}, "run_one returned keys ['label'] that clash with the config"),
+    ([1.0], "run_one returned list, not a dict"),
+])
+def test_numbers_that_cannot_be_stored_fail_their_run_only(numbers, message, tmp_path, capsys, monkeypatch):
+    real_run_one = InitVariance.run_one
+
+    def odd(self, config, seed, opts):
+        return numbers if config["label"] == "mlp/glorot" else real_run_one(self, config, seed, opts)
+
+    monkeypatch.setattr(InitVariance, "run_one", odd)
+    with pytest.raises(ex.sweep.SweepError, match="2 of 4 runs failed") as info:
+        _run(tmp_path)
+    assert [error for _, error in info.value.failures] == [message, message]
+    assert capsys.readouterr().err.count(message) == 2  # once per failing run
+    assert len(_stored(tmp_path / "init-variance")) == 2

@@ -134,9 +134,9 @@ class ProcessExecutor(Executor):
                                                  mp_context=multiprocessing.get_context("spawn"))
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind, *exc) -> None:
+        if self._pool is not None:  # on Ctrl-C, do not wait for the runs going on
+            self._pool.shutdown(wait=kind is None, cancel_futures=True)
             self._pool = None
 
     def map(self, specs: Sequence[RunSpec]) -> Iterator[Tuple[int, Outcome]]:
@@ -194,7 +194,7 @@ class DaskExecutor(Executor):
             with single_threaded_blas():
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True, scheduler_port=0,
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    dashboard_address=None, silence_logs=logging.CRITICAL)
             self._client = distributed.Client(self._cluster, set_as_default=False)
         return self
 

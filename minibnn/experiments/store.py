@@ -209,11 +209,28 @@ class RunStore:
         return os.path.join(self.folder, spec.filename)
 
     def save(self, spec: RunSpec, numbers: Dict[str, Any], seconds: float) -> Dict[str, Any]:
-        """Write the record of run ``spec`` atomically; return the record as read back (:func:`decode`)."""
+        """Write the record of run ``spec`` atomically; return the record as read back (:func:`decode`).
+
+        If the write fails but the run's file is there and valid (another machine sharing the folder stored the
+        same run at the same moment), that record is returned.
+
+        Raises:
+            TypeError: if ``numbers`` holds something that is not a JSON value.
+            OSError: if the file cannot be written (and no valid one is there).
+        """
         text = encode(make_record(spec, numbers, seconds))
-        os.makedirs(self.folder, exist_ok=True)
-        with atomic_write(self.path(spec), "w") as f:
-            f.write(text)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with atomic_write(self.path(spec), "w") as f:
+                f.write(text)
+        except OSError:
+            try:
+                record = self.load(spec)
+            except InvalidRecord:
+                record = None
+            if record is None:
+                raise
+            return record
         return decode(text, spec.key)
 
     def load(self, spec: RunSpec) -> Optional[Dict[str, Any]]:

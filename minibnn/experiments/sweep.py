@@ -167,7 +167,7 @@ def _record(store: Optional[RunStore], spec: RunSpec, outcome: Dict[str, Any]) -
         if store is None:
             return decode(encode(make_record(spec, numbers, outcome["seconds"])), spec.key)
         return store.save(spec, numbers, outcome["seconds"])
-    except (TypeError, InvalidRecord) as error:  # numbers that are not JSON values
+    except (TypeError, InvalidRecord, OSError) as error:  # numbers that are not JSON values, a full disk...
         raise ValueError(f"its numbers cannot be stored: {error}") from None
 
 
