@@ -134,13 +134,14 @@ class Conv2d(Module):
                  pad_value: float = 0.0, weight_init: InitSpec = "glorot_uniform",
                  bias_init: InitSpec = "zeros", rng: Optional[np.random.Generator] = None, dtype=np.float32):
         super().__init__()
-        self.in_channels = _checks.positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _checks.positive_int("Conv2d", "out_channels", out_channels)
-        self.kernel_size = _checks.pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = _checks.pair("Conv2d", "stride", stride, 1)
-        self.padding = check_padding("Conv2d", padding)
-        self.pad_value = _checks.real("Conv2d", "pad_value", pad_value)
-        rng, dtype = get_rng(rng), _checks.float_dtype("Conv2d", "dtype", dtype)
+        who = type(self).__name__  # Conv2d, or a subclass (QuantConv2d, BinaryConv2d)
+        self.in_channels = _checks.positive_int(who, "in_channels", in_channels)
+        self.out_channels = _checks.positive_int(who, "out_channels", out_channels)
+        self.kernel_size = _checks.pair(who, "kernel_size", kernel_size, 1)
+        self.stride = _checks.pair(who, "stride", stride, 1)
+        self.padding = check_padding(who, padding)
+        self.pad_value = _checks.real(who, "pad_value", pad_value)
+        rng, dtype = get_rng(rng), _checks.float_dtype(who, "dtype", dtype)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(init.get(weight_init)(shape, rng, dtype))
         self.bias = Parameter(init.get(bias_init)((self.out_channels,), rng, dtype)) if bias else None
