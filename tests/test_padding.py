@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minibnn import Tensor, gradcheck
-from minibnn import backend
+from minibnn.xnor import backend
 from minibnn import functional as F
 from minibnn.im2col import check_padding, col2im, output_size, pad2d, padding_sides, windows
 from minibnn.layers import AvgPool2d, Conv2d, MaxPool2d
