@@ -176,28 +176,33 @@ cdef int _check(str fn, int status) except -1:
     return 0
 
 
-def _int(str fn, str name, value, int minimum):
+cdef int64_t _int(str fn, str name, value, int64_t minimum) except? -1:
     """value as an int in [minimum, MAX_EXTENT]: the library's ValueError naming it otherwise (never an
-    OverflowError from the conversion to int64)."""
+    OverflowError from the conversion to int64). A plain int in range takes the fast lane."""
+    if type(value) is int and minimum <= value <= 2147483647:
+        return value
     return _checks.integer(f"minibnn._xnor.{fn}", name, value, minimum)
 
 
-def _same(str fn, str what, got, expected):
+cdef int _same(str fn, str what, got, expected) except -1:
     if got != expected:
         raise ValueError(f"minibnn._xnor.{fn}: {what} must be {expected}, got {got}")
+    return 0
 
 
-def _path(str fn, str path):
-    if path not in PATHS:
+cdef int _path(str fn, str path) except -1:
+    p = PATHS.get(path)
+    if p is None:
         raise ValueError(f"minibnn._xnor.{fn}: path must be one of {', '.join(PATHS)}, got {path!r}")
-    return PATHS[path]
+    return p
 
 
 # --- kernels ------------------------------------------------------------------------------------------------------
 
 def pack_f32(str path, const float[:, ::1] x, uint64_t[:, ::1] out, int nthreads):
     cdef int p = _path("pack_f32", path), s
-    _same("pack_f32", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
+    if out.shape[0] != x.shape[0] or out.shape[1] != (x.shape[1] + 63) // 64:
+        _same("pack_f32", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
     with nogil:
         s = mb_pack_f32(p, &x[0, 0], x.shape[0], x.shape[1], &out[0, 0], nthreads)
     _check("pack_f32", s)
@@ -205,7 +210,8 @@ def pack_f32(str path, const float[:, ::1] x, uint64_t[:, ::1] out, int nthreads
 
 def pack_f64(str path, const double[:, ::1] x, uint64_t[:, ::1] out, int nthreads):
     cdef int p = _path("pack_f64", path), s
-    _same("pack_f64", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
+    if out.shape[0] != x.shape[0] or out.shape[1] != (x.shape[1] + 63) // 64:
+        _same("pack_f64", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
     with nogil:
         s = mb_pack_f64(p, &x[0, 0], x.shape[0], x.shape[1], &out[0, 0], nthreads)
     _check("pack_f64", s)
@@ -213,7 +219,8 @@ def pack_f64(str path, const double[:, ::1] x, uint64_t[:, ::1] out, int nthread
 
 def pack_i8(str path, const int8_t[:, ::1] x, uint64_t[:, ::1] out, int nthreads):
     cdef int p = _path("pack_i8", path), s
-    _same("pack_i8", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
+    if out.shape[0] != x.shape[0] or out.shape[1] != (x.shape[1] + 63) // 64:
+        _same("pack_i8", "out's shape", (out.shape[0], out.shape[1]), (x.shape[0], (x.shape[1] + 63) // 64))
     with nogil:
         s = mb_pack_i8(p, &x[0, 0], x.shape[0], x.shape[1], &out[0, 0], nthreads)
     _check("pack_i8", s)
@@ -260,7 +267,8 @@ cdef int _epilogue(str fn, mb_epilogue_t *e, int64_t k, int64_t m, int64_t n, ob
     if threshold is not None:
         e.mode = MB_OUT_BITS
         ob = out
-        _same(fn, "out's shape", (ob.shape[0], ob.shape[1]), (m, (n + 63) // 64))
+        if ob.shape[0] != m or ob.shape[1] != (n + 63) // 64:
+            _same(fn, "out's shape", (ob.shape[0], ob.shape[1]), (m, (n + 63) // 64))
         e.out = &ob[0, 0] if m > 0 and n > 0 else NULL
         e.ldo = ob.shape[1]
         tv = threshold
@@ -273,7 +281,8 @@ cdef int _epilogue(str fn, mb_epilogue_t *e, int64_t k, int64_t m, int64_t n, ob
     elif scale is not None or bias is not None:
         e.mode = MB_OUT_FLOAT32
         of = out
-        _same(fn, "out's shape", (of.shape[0], of.shape[1]), (m, n))
+        if of.shape[0] != m or of.shape[1] != n:
+            _same(fn, "out's shape", (of.shape[0], of.shape[1]), (m, n))
         e.out = &of[0, 0] if m > 0 and n > 0 else NULL
         e.ldo = of.shape[1]
         if scale is not None:
@@ -287,7 +296,8 @@ cdef int _epilogue(str fn, mb_epilogue_t *e, int64_t k, int64_t m, int64_t n, ob
     else:
         e.mode = MB_OUT_INT32
         oi = out
-        _same(fn, "out's shape", (oi.shape[0], oi.shape[1]), (m, n))
+        if oi.shape[0] != m or oi.shape[1] != n:
+            _same(fn, "out's shape", (oi.shape[0], oi.shape[1]), (m, n))
         e.out = &oi[0, 0] if m > 0 and n > 0 else NULL
         e.ldo = oi.shape[1]
     return 0
@@ -313,7 +323,8 @@ def gemm(str path, const uint64_t[:, ::1] a, const uint64_t[:, ::1] b, k, out, s
     cdef mb_epilogue_t e
     cdef int p = _path("gemm", path), s
     cdef int64_t kk = _int("gemm", "k", k, 1)
-    _same("gemm", "b's words per row", b.shape[1], a.shape[1])
+    if b.shape[1] != a.shape[1]:
+        _same("gemm", "b's words per row", b.shape[1], a.shape[1])
     _epilogue("gemm", &e, kk, a.shape[0], b.shape[0], out, scale, bias, threshold, direction)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return
