@@ -9,7 +9,9 @@ their sizes once more (MB_ERR_RANGE). Every kernel runs without the GIL.
 Threads: a kernel call runs on up to ``get_num_threads()`` OpenMP threads (``set_num_threads``; the
 ``nthreads`` argument of a call, when > 0, overrides it), and on several only when its work passes
 ``get_parallel_min_macs()`` binary multiply-accumulates (``PARALLEL_MIN_MACS`` by default). Idle threads never
-spin between calls (see ``idle_threads_sleep``).
+spin between calls: libgomp reads its wait policy when this extension loads it, so the importer must put
+``OMP_WAIT_POLICY=PASSIVE`` in ``os.environ`` first (minibnn does); without a passive (or explicitly active)
+policy every call runs on one thread (see ``idle_threads_sleep``).
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
@@ -148,10 +150,10 @@ def get_parallel_min_macs():
 
 
 def idle_threads_sleep():
-    """True when idle OpenMP threads sleep at once (OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=0 was in the
-    environment when the extension was loaded -- or an explicit OMP_WAIT_POLICY=active is respected); False
-    when the kernels instead release the thread pool after each multi-threaded call. Either way no thread
-    spins after a call unless asked to."""
+    """True when the kernels may use several threads: OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=0 was in the
+    environment when the extension was loaded, so idle OpenMP threads sleep at once (or OMP_WAIT_POLICY=active:
+    the user asked for spinning threads). False: libgomp's default policy would spin after every call, so every
+    call runs on one thread."""
     return bool(mb_idle_threads_sleep())
 
 

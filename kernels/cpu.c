@@ -169,31 +169,17 @@ int mb_get_num_threads(void)
 void mb_set_parallel_min_macs(int64_t macs) { parallel_min_macs = macs >= 0 ? macs : MB_PARALLEL_MIN_MACS; }
 int64_t mb_get_parallel_min_macs(void) { return parallel_min_macs; }
 
-int mb_threads(int64_t work, int64_t min_work, int nthreads)
-{
-#if defined(_OPENMP)
-    if (min_work == MB_PARALLEL_MIN_MACS) min_work = parallel_min_macs;
-    if (work < min_work) return 1;
-    return nthreads > 0 ? nthreads : mb_get_num_threads();
-#else
-    (void)work, (void)min_work, (void)nthreads;
-    return 1;
-#endif
-}
-
 /* Idle OpenMP threads and the neighbours' CPU time. After a parallel region libgomp's threads spin, by default
  * for ~300,000 PAUSE instructions (milliseconds on recent x86) before they sleep: a busy-wait that takes a core
- * from any other process after every call. libgomp reads its wait policy once, when it is loaded, which is
- * before any code of this extension runs; so when the environment did not ask for a passive policy then
- * (OMP_WAIT_POLICY=passive or GOMP_SPINCOUNT=0, which minibnn sets before importing the extension), the pool is
- * released after each multi-threaded call instead (omp_pause_resource_all, OpenMP 5.0): the threads exit, and
- * the next parallel call starts new ones (tens of microseconds, small beside a call above the crossover). An
- * explicit OMP_WAIT_POLICY=active is respected. */
-#if defined(_OPENMP) && (_OPENMP >= 201811 || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9))
-#define MB_HAVE_PAUSE 1
-#endif
-
-static int policy = -1; /* 1: threads sleep at once (or the user wants them active); 0: release the pool */
+ * from any other process after every call (measured: 3.6 ms of CPU burnt after each 2-thread GEMM). libgomp
+ * reads its wait policy once, when it is loaded, which is before any code of this extension runs, so the
+ * policy has to be in the environment before the extension is imported: OMP_WAIT_POLICY=passive (or
+ * GOMP_SPINCOUNT=0), which minibnn sets. Then idle threads sleep at once and the kernels use several threads
+ * above the crossover. Without it the kernels stay on one thread, so no thread ever spins (releasing the pool
+ * after each call instead, omp_pause_resource_all, was tried: a thread start and join per call costs tens of
+ * milliseconds on a loaded machine). An explicit OMP_WAIT_POLICY=active is respected: the user asked for
+ * spinning threads. */
+static int policy = -1; /* 1: idle threads sleep (or the user wants them active); 0: spinning threads */
 
 static int env_is(const char *name, const char *value)
 {
@@ -214,12 +200,15 @@ int mb_idle_threads_sleep(void)
     return policy;
 }
 
-void mb_parallel_done(int used)
+int mb_threads(int64_t work, int64_t min_work, int nthreads)
 {
-#if defined(MB_HAVE_PAUSE)
-    if (used > 1 && !mb_idle_threads_sleep() && omp_get_level() == 0) omp_pause_resource_all(omp_pause_soft);
+#if defined(_OPENMP)
+    if (min_work == MB_PARALLEL_MIN_MACS) min_work = parallel_min_macs;
+    if (work < min_work || !mb_idle_threads_sleep()) return 1;
+    return nthreads > 0 ? nthreads : mb_get_num_threads();
 #else
-    (void)used;
+    (void)work, (void)min_work, (void)nthreads;
+    return 1;
 #endif
 }
 

@@ -161,7 +161,6 @@ int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int6
         const int64_t n1 = (n0 + MB_UNIT_COLS < n_rows) ? n0 + MB_UNIT_COLS : n_rows;
         macro_kernel(uk, w, a + m0 * w, m0, m1, panels + (n0 / MB_PANEL) * w * MB_PANEL, n0, n1, epi, NULL, NULL);
     }
-    mb_parallel_done(nmb * nnb > 1 ? threads : 1);
     mb_aligned_free(panels);
     return MB_OK;
 }
@@ -227,7 +226,6 @@ int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, 
         }
         mb_aligned_free(buf);
     }
-    mb_parallel_done(nunits > 1 ? threads : 1);
     mb_aligned_free(panels);
     return failed ? MB_ERR_NOMEM : MB_OK;
 }
@@ -411,7 +409,6 @@ int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, 
         mb_aligned_free(buf);
         free((void *)crow);
     }
-    mb_parallel_done(nunits > 1 ? threads : 1);
     mb_aligned_free(panels);
     free(padrow);
     free(corr);

@@ -62,23 +62,24 @@ MB_ALWAYS_INLINE uint64_t mb_popcount64(uint64_t x)
 
 /* --- threads ----------------------------------------------------------------------------------------------------
  * A GEMM or convolution runs on several threads only from MB_PARALLEL_MIN_MACS binary multiply-accumulates
- * (M x N x K) on: below it, waking a second thread costs more than it saves. Measured on a 2-core AVX-512
- * machine (benchmarks/bench_gemm.py --crossover): 2 threads start to win at about 2-4 million MACs on the
- * AVX-512 path (a call of ~10 us), so the bar is set where they win clearly on every path. Packing and pooling
- * move bytes rather than count bits: their bar is MB_PARALLEL_MIN_ELEMENTS elements read. */
+ * (M x N x K) on: below it, waking a second thread costs more than it saves. Waking a sleeping thread
+ * (passive wait policy, cpu.c) was measured at 5-10 us on a 2-core AVX-512 machine, and two threads must each
+ * get a share of work well above that: 64 M MACs is ~60 us on the AVX-512 path (1.1 T MAC/s on one core) and
+ * ~300 us on the scalar one (benchmarks/bench_gemm.py --crossover measures it on any machine). Packing and
+ * pooling move bytes rather than count bits: their bar is MB_PARALLEL_MIN_ELEMENTS elements read (1 M float32
+ * values are ~50 us of packing). Both are conservative on purpose: a second thread on a core that another
+ * process is using gains nothing. */
 #ifndef MB_PARALLEL_MIN_MACS
-#define MB_PARALLEL_MIN_MACS ((int64_t)8 * 1024 * 1024)
+#define MB_PARALLEL_MIN_MACS ((int64_t)64 * 1024 * 1024)
 #endif
-#define MB_PARALLEL_MIN_ELEMENTS ((int64_t)64 * 1024)
+#define MB_PARALLEL_MIN_ELEMENTS ((int64_t)1024 * 1024)
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
-/* The threads for a call of `work` units when the bar for several is `min_work`: 1 below it, else the caller's
- * nthreads (> 0) or the kernels' setting (mb_set_num_threads). */
+/* The threads for a call of `work` units when the bar for several is `min_work`: 1 below it (or while idle
+ * threads would spin), else the caller's nthreads (> 0) or the kernels' setting (mb_set_num_threads). */
 int mb_threads(int64_t work, int64_t min_work, int nthreads);
-/* To call after a parallel region that ran on `used` threads: lets the idle threads sleep (cpu.c). */
-void mb_parallel_done(int used);
 
 /* --- sizes ------------------------------------------------------------------------------------------------------
  * *total *= f, false when f is outside [0, MB_MAX_EXTENT] or the product passes MB_MAX_ELEMENTS. Both bounds

@@ -73,16 +73,16 @@ int mb_best_path(void);
 /* --- threads (cpu.c) ----------------------------------------------------------------------------------------
  * A call runs on up to mb_get_num_threads() OpenMP threads (or its own `nthreads` argument when > 0), but on
  * several only when its work is large enough to pay for waking them: MB_PARALLEL_MIN_MACS (mb_internal.h).
- * Idle threads never spin between calls: with OMP_WAIT_POLICY=passive (or GOMP_SPINCOUNT=0) in the environment
- * before the extension is loaded they sleep at once; otherwise the pool is released after each multi-threaded
- * call. */
+ * Idle threads never spin between calls: libgomp reads its wait policy when it is loaded, so minibnn puts
+ * OMP_WAIT_POLICY=passive in the environment before it imports the extension; without a passive (or an
+ * explicitly active) policy the kernels stay on one thread (cpu.c). */
 int mb_openmp_enabled(void);
 int mb_max_threads(void);           /* OpenMP's default: OMP_NUM_THREADS or every core */
 void mb_set_num_threads(int n);     /* threads for every later call; 0 goes back to OpenMP's default */
 int mb_get_num_threads(void);
 void mb_set_parallel_min_macs(int64_t macs); /* override the crossover (benchmarks); < 0 restores the default */
 int64_t mb_get_parallel_min_macs(void);
-int mb_idle_threads_sleep(void);    /* 1 when the wait policy is passive, 0 when the pool is released instead */
+int mb_idle_threads_sleep(void);    /* 1 when the wait policy lets the kernels use threads (passive or active) */
 
 /* --- kernels -------------------------------------------------------------------------------------------------- */
 

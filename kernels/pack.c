@@ -231,7 +231,6 @@ static int pack_sizes_ok(int64_t rows, int64_t k)
         threads = mb_threads(rows * k, MB_PARALLEL_MIN_ELEMENTS, nthreads);                                       \
         PACK_PRAGMA                                                                                               \
         for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
-        mb_parallel_done(threads);                                                                                \
         return MB_OK;                                                                                             \
     }
 PACK_DRIVER(mb_pack_f32, float, f32)
@@ -294,7 +293,6 @@ SCALED_ROW(scaled_row_f64_avx512, double, fabs, MB_TARGET_AVX512)
             row(p, k, out + r * nw);                                                                              \
             mag[r] = check(p, k, c) ? c : (T)NAN;                                                                 \
         }                                                                                                         \
-        mb_parallel_done(threads);                                                                                \
         return MB_OK;                                                                                             \
     }
 PACK_SCALED_DRIVER(mb_pack_scaled_f32, float, f32, fabsf)
@@ -335,6 +333,5 @@ int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t
             }
         }
     }
-    mb_parallel_done(threads);
     return MB_OK;
 }

@@ -35,9 +35,12 @@ def error(fn, *args):
 """
 
 
-def run(code: str, timeout: float = 60.0) -> str:
+def run(code: str, timeout: float = 60.0, **environ: str) -> str:
     """Run `code` (after PRELUDE) in a fresh interpreter; a crash or a hang fails the test. Returns stdout."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
+    env.update(environ)
     try:
         proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True,
                               text=True, timeout=timeout, cwd=ROOT, env=env)
@@ -160,34 +163,55 @@ def test_reference_gemm_equals_every_path(m, n, k):
         assert np.array_equal(out, ref), path
 
 
-def test_thread_controls_and_same_bits_on_one_and_two_threads():
-    from minibnn import packing
-    rng = np.random.default_rng(1)
-    k = 1100
-    a = packing.pack(rng.choice([-1.0, 1.0], size=(300, k)))
-    b = packing.pack(rng.choice([-1.0, 1.0], size=(130, k)))
-    x = packing.pack(rng.choice([-1.0, 1.0], size=(4, 9, 9, 70)))
-    w = packing.pack(rng.choice([-1.0, 1.0], size=(20, 3, 3, 70)))
-    before = _xnor.get_num_threads()
-    try:
-        _xnor.set_parallel_min_macs(0)           # several threads even for these small calls
-        assert _xnor.get_parallel_min_macs() == 0
+def test_threads_need_a_sleeping_wait_policy():
+    """libgomp reads its wait policy when the extension loads it: without OMP_WAIT_POLICY=passive the kernels
+    stay on one thread (no thread ever spins); with it they may use several."""
+    code = "print(_xnor.idle_threads_sleep())"
+    assert run(code).strip() == "False"
+    assert run(code, OMP_WAIT_POLICY="PASSIVE").strip() == "True"
+    assert run(code, GOMP_SPINCOUNT="0").strip() == "True"
+
+
+@pytest.mark.skipif(not _xnor.openmp_enabled(), reason="built without OpenMP")
+def test_same_bits_on_one_and_two_threads():
+    """Every path gives the same bits on 1 and 2 threads (the crossover lifted so that small calls split)."""
+    out = run("""
+        from minibnn import packing
+        rng = np.random.default_rng(1)
+        k = 1100
+        a = packing.pack(rng.choice([-1.0, 1.0], size=(300, k)))
+        b = packing.pack(rng.choice([-1.0, 1.0], size=(130, k)))
+        xr = rng.standard_normal((300, k)).astype(np.float32)
+        x = packing.pack(rng.choice([-1.0, 1.0], size=(4, 9, 9, 70)))
+        w = packing.pack(rng.choice([-1.0, 1.0], size=(20, 3, 3, 70)))
+        _xnor.set_parallel_min_macs(0)
         results = []
         for n in (1, 2):
             _xnor.set_num_threads(n)
-            assert _xnor.get_num_threads() == (n if _xnor.openmp_enabled() else 1)
-            for path in PATHS:
-                g = np.empty((300, 130), np.int32)
+            for path in [p for p in _xnor.PATHS if _xnor.path_supported(p)]:
+                g, r = np.empty((300, 130), np.int32), np.empty((300, 130), np.int32)
                 _xnor.gemm(path, a, b, k, g, None, None, None, None, 0)
+                _xnor.gemm_real(path, xr, b, k, r, None, None, None, None, 0)
                 c = np.empty((4 * 9 * 9, 20), np.int32)
                 _xnor.conv2d(path, x, w, 70, 1, 1, 1, 1, 0, c, None, None, None, None, 0)
-                results.append((g, c))
-        for g, c in results[1:]:
-            assert np.array_equal(g, results[0][0]) and np.array_equal(c, results[0][1])
+                results.append((g, r, c))
+        print(all(all(np.array_equal(u, v) for u, v in zip(res, results[0])) for res in results))
+        print(_xnor.idle_threads_sleep(), _xnor.get_num_threads())
+    """, OMP_WAIT_POLICY="PASSIVE")
+    assert out.split() == ["True", "True", "2"]
+
+
+def test_thread_controls():
+    before = _xnor.get_num_threads()
+    try:
+        _xnor.set_parallel_min_macs(123)
+        assert _xnor.get_parallel_min_macs() == 123
+        _xnor.set_num_threads(3)
+        assert _xnor.get_num_threads() == (3 if _xnor.openmp_enabled() else 1)
     finally:
         _xnor.set_parallel_min_macs(None)
         _xnor.set_num_threads(0)
-    assert _xnor.get_parallel_min_macs() == _xnor.PARALLEL_MIN_MACS
-    assert _xnor.get_num_threads() == before or before != _xnor.max_threads()
+    assert _xnor.get_parallel_min_macs() == _xnor.PARALLEL_MIN_MACS == 64 * 2**20
+    assert _xnor.get_num_threads() == before == _xnor.max_threads()
     with pytest.raises(ValueError, match="n must be an int >= 0"):
         _xnor.set_num_threads(-1)
