@@ -152,6 +152,7 @@ int mb_gemm(int path, const uint64_t *a, int64_t m_rows, const uint64_t *b, int6
     nmb = (m_rows + mc - 1) / mc;
     nnb = (n_rows + MB_UNIT_COLS - 1) / MB_UNIT_COLS;
     threads = mb_threads(macs(m_rows, n_rows, epi->k), MB_PARALLEL_MIN_MACS, nthreads);
+    (void)threads; /* read by the OpenMP pragma only */
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && nmb * nnb > 1)
 #endif
@@ -194,6 +195,7 @@ int mb_gemm_real(int path, int dtype, const void *a, int64_t m_rows, int64_t k, 
     nunits = (m_rows + mc - 1) / mc;
     calls = ((mc + uk->mr - 1) / uk->mr) * ((n_rows + (int64_t)MB_PANEL * uk->np - 1) / ((int64_t)MB_PANEL * uk->np));
     threads = mb_threads(macs(m_rows, n_rows, k), MB_PARALLEL_MIN_MACS, nthreads);
+    (void)threads; /* read by the OpenMP pragma only */
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1 && nunits > 1)
 #endif
@@ -384,6 +386,7 @@ int mb_conv2d(int path, const uint64_t *x, int64_t batch, int64_t h, int64_t w, 
     while (mc > 4 * uk->mr && (rows + mc - 1) / mc < MB_MIN_UNITS) mc = (mc / 2 + uk->mr - 1) / uk->mr * uk->mr;
     nunits = (rows + mc - 1) / mc;
     threads = mb_threads(macs(rows, o, epi->k), MB_PARALLEL_MIN_MACS, nthreads);
+    (void)threads; /* read by the OpenMP pragma only */
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads) if (threads > 1 && nunits > 1)
 #endif

@@ -229,6 +229,7 @@ static int pack_sizes_ok(int64_t rows, int64_t k)
         int threads;                                                                                              \
         if (!pack_sizes_ok(rows, k)) return MB_ERR_RANGE;                                                         \
         threads = mb_threads(rows * k, MB_PARALLEL_MIN_ELEMENTS, nthreads);                                       \
+        (void)threads; /* read by the OpenMP pragma only */                                                       \
         PACK_PRAGMA                                                                                               \
         for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
         return MB_OK;                                                                                             \
@@ -286,6 +287,7 @@ SCALED_ROW(scaled_row_f64_avx512, double, fabs, MB_TARGET_AVX512)
         int threads;                                                                                              \
         if (!pack_sizes_ok(rows, k) || k < 1) return MB_ERR_RANGE;                                                \
         threads = mb_threads(rows * k, MB_PARALLEL_MIN_ELEMENTS, nthreads);                                       \
+        (void)threads; /* read by the OpenMP pragma only */                                                       \
         PACK_PRAGMA                                                                                               \
         for (r = 0; r < rows; r++) {                                                                              \
             const T *p = x + r * k;                                                                               \
@@ -315,6 +317,7 @@ int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t
         return MB_ERR_RANGE; /* ph < kh, pw < kw: every window holds a real pixel */
     reads = (double)size_out * (double)(kh < h ? kh : h) * (double)(kw < w ? kw : w); /* words read, at most */
     threads = mb_threads(reads < 4e18 ? (int64_t)reads : (int64_t)4e18, MB_PARALLEL_MIN_ELEMENTS, nthreads);
+    (void)threads; /* read by the OpenMP pragma only */
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
