@@ -327,12 +327,12 @@ int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t
         int64_t xo, i, j, c;
         for (xo = 0; xo < ow; xo++) {
             const int64_t left = xo * sw - pw, j0 = left < 0 ? -left : 0, j1 = (w - left < kw) ? w - left : kw;
-            uint64_t *o = out + ((row * ow) + xo) * wc;
-            for (c = 0; c < wc; c++) o[c] = ~(uint64_t)0; /* AND identity; every window holds a real pixel */
-            for (i = i0; i < i1; i++) {
-                const uint64_t *p = x + ((b * h + top + i) * w + left + j0) * wc;
-                for (j = j0; j < j1; j++, p += wc)
-                    for (c = 0; c < wc; c++) o[c] &= p[c]; /* max of +-1 = -1 only if all are -1: AND of bits */
+            const int64_t corner = ((b * h + top) * w + left) * wc; /* pixel (top, left)'s index: may be < 0 */
+            for (c = 0; c < wc; c++) { /* max of +-1 = -1 only if all are -1: the AND of the window's bits */
+                uint64_t acc = ~(uint64_t)0; /* AND identity; every window holds a real pixel */
+                for (i = i0; i < i1; i++)
+                    for (j = j0; j < j1; j++) acc &= x[corner + (i * w + j) * wc + c];
+                out[(row * ow + xo) * wc + c] = acc;
             }
         }
     }
