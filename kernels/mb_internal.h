@@ -62,15 +62,16 @@ MB_ALWAYS_INLINE uint64_t mb_popcount64(uint64_t x)
 
 /* --- threads ----------------------------------------------------------------------------------------------------
  * A GEMM or convolution runs on several threads only from MB_PARALLEL_MIN_MACS binary multiply-accumulates
- * (M x N x K) on: below it, waking a second thread costs more than it saves. Waking a sleeping thread
- * (passive wait policy, cpu.c) was measured at 5-10 us on a 2-core AVX-512 machine, and two threads must each
- * get a share of work well above that: 64 M MACs is ~60 us on the AVX-512 path (1.1 T MAC/s on one core) and
- * ~300 us on the scalar one (benchmarks/bench_gemm.py --crossover measures it on any machine). Packing and
- * pooling move bytes rather than count bits: their bar is MB_PARALLEL_MIN_ELEMENTS elements read (1 M float32
- * values are ~50 us of packing). Both are conservative on purpose: a second thread on a core that another
+ * (M x N x K) on: below it, a second thread costs more than it saves. Measured with benchmarks/bench_gemm.py
+ * --crossover on a 2-core AVX-512 machine shared with other jobs (load ~6): waking a sleeping thread costs
+ * ~6 us, and 2 threads beat 1 from ~150 M MACs on the GEMM (0.79x the time at 151 M, 1.09x at 75 M; the
+ * convolution from ~300 M-1.2 G). 128 M MACs is ~120 us on the AVX-512 path (1.1 T MAC/s on one core), ~600 us
+ * on the scalar one. Packing and pooling move bytes rather than count bits: their bar is
+ * MB_PARALLEL_MIN_ELEMENTS elements read (1 M float32 values are ~50 us of packing; 2 threads did not win up to
+ * 16 M under the same load). Both are on the safe side on purpose: a second thread on a core that another
  * process is using gains nothing. */
 #ifndef MB_PARALLEL_MIN_MACS
-#define MB_PARALLEL_MIN_MACS ((int64_t)64 * 1024 * 1024)
+#define MB_PARALLEL_MIN_MACS ((int64_t)128 * 1024 * 1024)
 #endif
 #define MB_PARALLEL_MIN_ELEMENTS ((int64_t)1024 * 1024)
 

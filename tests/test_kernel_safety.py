@@ -211,7 +211,7 @@ def test_thread_controls():
     finally:
         _xnor.set_parallel_min_macs(None)
         _xnor.set_num_threads(0)
-    assert _xnor.get_parallel_min_macs() == _xnor.PARALLEL_MIN_MACS == 64 * 2**20
+    assert _xnor.get_parallel_min_macs() == _xnor.PARALLEL_MIN_MACS == 128 * 2**20
     assert _xnor.get_num_threads() == before == _xnor.max_threads()
     with pytest.raises(ValueError, match="n must be an int >= 0"):
         _xnor.set_num_threads(-1)
