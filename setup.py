@@ -12,7 +12,7 @@ from setuptools.command.build_ext import build_ext
 # is ever passed: a wheel built here runs on any x86-64. OpenMP is used when the compiler accepts it (a probe
 # below); otherwise the kernels run serially (e.g. Apple clang). The extension is optional: if it cannot be built,
 # minibnn.xnor falls back to NumPy. Set MINIBNN_REQUIRE_EXTENSION=1 to make a failed build an error instead.
-KERNEL_SOURCES = ["kernels/_xnor.pyx", "kernels/cpu.c", "kernels/pack.c", "kernels/gemm.c",
+KERNEL_SOURCES = ["kernels/_xnor.pyx", "kernels/cpu.c", "kernels/pack.c", "kernels/gemm.c", "kernels/bench.c",
                   "kernels/ukernel_scalar.c", "kernels/ukernel_avx2.c", "kernels/ukernel_avx512.c",
                   "kernels/ukernel_neon.c"]
 OPENMP_PROBE = textwrap.dedent("""
@@ -65,7 +65,8 @@ def kernel_extensions():
         print("minibnn: Cython is not installed; building without the compiled kernels", file=sys.stderr)
         return []
     ext = Extension("minibnn._xnor", sources=KERNEL_SOURCES, include_dirs=["kernels"],
-                    depends=[os.path.join("kernels", f) for f in ("mb_kernels.h", "mb_internal.h", "mb_epilogue.h")],
+                    depends=[os.path.join("kernels", f)
+                             for f in ("mb_kernels.h", "mb_internal.h", "mb_epilogue.h", "mb_bench.h")],
                     optional=not os.environ.get("MINIBNN_REQUIRE_EXTENSION"))
     return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True)
 

@@ -23,6 +23,8 @@ def threads_from_argv(argv) -> int:
 THREADS = threads_from_argv(sys.argv)
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
+# idle OpenMP threads sleep at once instead of spinning (read by libgomp when the extension loads it)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import time  # noqa: E402
