@@ -26,9 +26,9 @@ def shapes(min_dims: int = 1, max_dims: int = 3, min_side: int = 1, max_side: in
 def arrays(shape, low: float = -3.0, high: float = 3.0, dtype=np.float64, allow_subnormal: bool = True):
     """Float arrays of ``shape`` (a tuple or a strategy) with values in [low, high] (``allow_subnormal=False``
     for properties that scale values, where a subnormal can round to zero)."""
+    extra = {} if allow_subnormal else {"allow_subnormal": False}
     return hnp.arrays(dtype, shape, elements=st.floats(low, high, allow_nan=False, allow_infinity=False,
-                                                        allow_subnormal=allow_subnormal,
-                                                        width=64 if dtype == np.float64 else 32))
+                                                        width=64 if dtype == np.float64 else 32, **extra))
 
 
 def positive_arrays(shape, low: float = 0.5, high: float = 3.0):

@@ -16,8 +16,9 @@ store, so the executor changes where the runs go, never the numbers.
                version, and the data files at the same ``data_root``). Needs ``pip install "minibnn[cluster]"``.
 =============  ===================================================================================================
 
-Every worker process runs with one BLAS thread (:func:`single_threaded_blas`), so ``workers`` processes use
-``workers`` cores.
+Every worker process that minibnn starts runs with one thread (:func:`minibnn.threads.worker_environment`), so
+``workers`` processes use ``workers`` cores; with ``--workers 1`` the runs go in this process under minibnn's
+thread policy (:mod:`minibnn.threads`).
 
 Example:
     >>> from minibnn.experiments.store import RunSpec
@@ -42,16 +43,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import __version__, _checks
+from ..threads import worker_environment
 from ..registry import Registry
 from .store import RunSpec
 from .studies import get_study
 
 __all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "DaskExecutor", "make_executor", "run_task",
-           "single_threaded_blas", "import_distributed", "executor_names", "CLUSTER_INSTALL"]
+           "import_distributed", "executor_names", "CLUSTER_INSTALL"]
 
 #: what installs the optional Dask executor
 CLUSTER_INSTALL = 'pip install "minibnn[cluster]"'
-_BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 Outcome = Dict[str, Any]
 
@@ -74,23 +75,6 @@ def run_task(spec: RunSpec) -> Outcome:
 def _error_text(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else '(no message)'}"
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Set the BLAS thread variables to 1 while worker processes start (spawned children read them at import);
-    the one place the sweep pins threads."""
-    saved = {v: os.environ.get(v) for v in _BLAS_VARIABLES}
-    for v in _BLAS_VARIABLES:
-        os.environ[v] = "1"
-    try:
-        yield
-    finally:
-        for v, old in saved.items():
-            if old is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = old
 
 
 class Executor:
@@ -129,7 +113,7 @@ class ProcessExecutor(Executor):
 
     def __enter__(self) -> "ProcessExecutor":
         if self.workers > 1:
-            with single_threaded_blas():
+            with worker_environment(1):
                 self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                                  mp_context=multiprocessing.get_context("spawn"))
         return self
@@ -144,7 +128,7 @@ class ProcessExecutor(Executor):
             for i, spec in enumerate(specs):
                 yield i, run_task(spec)
             return
-        with single_threaded_blas():  # the pool starts its processes as the tasks come
+        with worker_environment(1):  # the pool starts its processes as the tasks come
             futures = {self._pool.submit(run_task, spec): i for i, spec in enumerate(specs)}
         for future in as_completed(futures):
             try:
@@ -191,7 +175,7 @@ class DaskExecutor(Executor):
                                       f"{_error_text(error)}") from None
             self.workers = max(1, len(self._client.scheduler_info().get("workers", {})))
         else:
-            with single_threaded_blas():
+            with worker_environment(1):
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True, scheduler_port=0,
                     dashboard_address=None, silence_logs=logging.CRITICAL)
