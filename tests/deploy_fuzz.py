@@ -129,7 +129,13 @@ def swap_inside(rng, o):
 
 
 def swap_from_other(rng, o):
-    return cf.swap_from_other(rng, o)
+    """Members taken from the other model of the same architecture (where it has the same names)."""
+    members = list(o.members[0])
+    other = dict(o.members[1])
+    shared = [i for i, (name, _) in enumerate(members) if name in other and name != "__metadata__.npy"]
+    for i in rng.choice(shared, size=min(len(shared), int(rng.integers(1, 4))), replace=False):
+        members[i] = (members[i][0], other[members[i][0]])
+    return cf.rezip(members), True
 
 
 def _binary(meta, arrays, rng, kinds=("binary_dense", "binary_conv", "bit_max_pool")):
