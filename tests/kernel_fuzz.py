@@ -414,6 +414,96 @@ DRAW = {"pack": lambda ch: draw_pack(ch, "pack"), "pack_scaled": lambda ch: draw
         "fold_threshold": draw_fold}
 
 
+# ---- layers: the same rule for the layer entry points -------------------------------------------------------------
+
+LAYERS = ("Linear", "Conv2d", "BinaryLinear", "BinaryConv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
+          "BatchNorm1d", "BatchNorm2d")
+_LAYER_DEFECTS = ("none", "none", "none", "nan", "empty", "float64", "int", "complex", "object", "str", "None",
+                  "bool", "features", "ndim", "list", "scalar")
+
+
+def _build(name, seed, use_kernel):
+    from minibnn import nn
+    rng = np.random.default_rng(seed)
+    f, c, o = int(rng.integers(1, 70)), int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    k, p, s = int(rng.integers(1, 4)), int(rng.integers(0, 2)), int(rng.integers(1, 3))
+    if name == "Linear":
+        return nn.Linear(f, o, rng=rng), (f,)
+    if name == "BinaryLinear":
+        return nn.BinaryLinear(f, o, rng=rng, use_kernel=use_kernel), (f,)
+    if name == "Conv2d":
+        return nn.Conv2d(c, o, k, stride=s, padding=p, rng=rng), (c, k + 3, k + 2)
+    if name == "BinaryConv2d":
+        pad = [1.0, -1.0, 0.0][int(rng.integers(3))]
+        return nn.BinaryConv2d(c, o, k, stride=s, padding=p, pad_values=pad, rng=rng, use_kernel=use_kernel), \
+            (c, k + 3, k + 2)
+    if name in ("MaxPool2d", "AvgPool2d"):
+        return getattr(nn, name)(k, stride=s, padding=min(p, k // 2)), (c, k + 3, k + 2)
+    if name == "GlobalAvgPool2d":
+        return nn.GlobalAvgPool2d(), (c, 3, 4)
+    norm = getattr(nn, name)(c if name == "BatchNorm2d" else f)
+    norm.running_mean[:] = rng.standard_normal(norm.num_features)
+    return norm.eval(), ((c, 3, 4) if name == "BatchNorm2d" else (f,))
+
+
+def _own_error(err) -> bool:
+    """Raised by minibnn's own code (its last frame in the package), not by NumPy deep inside."""
+    import traceback
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and os.sep + "minibnn" + os.sep in frames[-1].filename
+
+
+def check_layer(ch) -> tuple:
+    from minibnn import no_grad
+    name, defect = ch.pick(LAYERS), ch.pick(_LAYER_DEFECTS)
+    seed = ch.seed()
+    layer, shape = _build(name, seed, None)
+    rng = np.random.default_rng(ch.seed())
+    n = ch.int(1, 4)
+    x = rng.standard_normal((n,) + shape).astype(np.float32)
+    if defect == "nan":
+        x.reshape(-1)[rng.integers(0, x.size, size=3)] = [np.nan, np.inf, -np.inf]
+    dense = len(shape) == 1
+    pool = name in ("MaxPool2d", "AvgPool2d", "GlobalAvgPool2d")
+    valid = defect in ("none", "nan", "empty", "float64") or (defect == "features" and pool)
+    # accepted (then exactly like the float array) or refused: both fine
+    maybe = defect in ("int", "bool", "list") or (defect == "ndim" and dense)
+    arg = {"none": x, "nan": x, "empty": x[:0], "float64": x.astype(np.float64), "int": np.rint(x).astype(np.int32),
+           "complex": x.astype(np.complex64), "object": x.astype(object), "str": x.astype(str), "None": None,
+           "bool": x > 0, "features": np.zeros((n, shape[0] + 1) + shape[1:], np.float32),
+           "ndim": x.reshape((1,) + x.shape), "list": x.tolist(), "scalar": 3.0}[defect]
+    if defect == "ndim" and name == "GlobalAvgPool2d":
+        arg = x.reshape(x.shape[:2] + (-1,))
+    try:
+        with no_grad(), np.errstate(all="ignore"):
+            out = layer(arg).data
+    except (TypeError, ValueError) as err:
+        if valid:
+            return f"layer {name}", defect, f"valid input refused: {type(err).__name__}: {str(err)[:200]}"
+        if not _own_error(err):
+            return f"layer {name}", defect, f"a NumPy error, not the library's: {type(err).__name__}: {str(err)[:200]}"
+        return f"layer {name}", "invalid", "ok"
+    except Exception as err:  # noqa: BLE001
+        return f"layer {name}", defect, f"foreign exception {type(err).__name__}: {str(err)[:200]}"
+    if not (valid or maybe):
+        return f"layer {name}", defect, f"accepted a {defect} input"
+    with no_grad(), np.errstate(all="ignore"):
+        ref_in = x[:0] if defect == "empty" else x
+        if defect in ("int", "bool", "features"):
+            ref_in = np.asarray(arg, np.float32)
+        want = layer(ref_in if len(ref_in) else x).data
+        if name.startswith("Binary"):                      # the kernel path against the float path
+            twin, _ = _build(name, seed, False)
+            want = twin(ref_in if len(ref_in) else x).data
+    if defect == "empty":
+        ok = out.shape == (0,) + want.shape[1:]
+    else:
+        ok = out.size == want.size and (defect == "float64" or np.array_equal(out.reshape(want.shape), want,
+                                                                              equal_nan=True))
+    return f"layer {name}", "valid" if valid else "maybe", "ok" if ok else \
+        f"wrong output for {defect}: {out.dtype}{out.shape} vs {want.dtype}{want.shape}"
+
+
 # ---- checking one call ----------------------------------------------------------------------------------------
 
 def _same(got, want) -> bool:
@@ -458,7 +548,7 @@ def check_call(ch) -> tuple:
 
 # ---- the worker (one path, in a subprocess) and the parent --------------------------------------------------------
 
-def worker(path: str, calls: int, seed: int, engine: str, budget: float) -> None:
+def worker(path: str, calls: int, seed: int, engine: str, budget: float, target: str = "kernels") -> None:
     faulthandler.enable()
     faulthandler.dump_traceback_later(budget, exit=True)     # a hang: print where, exit non-zero
     from minibnn import xnor
@@ -467,7 +557,7 @@ def worker(path: str, calls: int, seed: int, engine: str, budget: float) -> None
     failures = []
 
     def one(ch):
-        fn, mode, outcome = check_call(ch)
+        fn, mode, outcome = (check_call if target == "kernels" else check_layer)(ch)
         counts[f"{fn}/{mode}"] += 1
         counts["calls"] += 1
         if outcome != "ok":
@@ -495,14 +585,14 @@ def worker(path: str, calls: int, seed: int, engine: str, budget: float) -> None
     print(json.dumps({"path": path, "counts": counts, "failures": failures[:50], "n_failures": len(failures)}))
 
 
-def run_paths(paths, calls: int, seed: int, engine: str, timeout: float):
+def run_paths(paths, calls: int, seed: int, engine: str, timeout: float, target: str = "kernels"):
     """Run one worker per path; returns {path: {"calls", "crash", "hang", "failures", "counts", "seconds"}}."""
     results = {}
     for path in paths:
         env = dict(os.environ, MINIBNN_KERNEL=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         start = time.time()
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", path, "--calls", str(calls), "--seed",
-               str(seed), "--engine", engine, "--budget", str(timeout)]
+               str(seed), "--engine", engine, "--budget", str(timeout), "--target", target]
         res = {"crash": None, "hang": False, "failures": [], "counts": {}, "calls": 0}
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
@@ -532,13 +622,14 @@ def main():
     parser.add_argument("--engine", choices=("random", "hypothesis"), default="random")
     parser.add_argument("--budget", type=float, default=1800)
     parser.add_argument("--paths", default=None, help="comma-separated; default: every available path")
+    parser.add_argument("--target", choices=("kernels", "layers"), default="kernels")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.calls, args.seed, args.engine, args.budget)
+        worker(args.worker, args.calls, args.seed, args.engine, args.budget, args.target)
         return
     from minibnn import xnor
     paths = args.paths.split(",") if args.paths else list(xnor.available_paths())
-    results = run_paths(paths, args.calls, args.seed, args.engine, args.budget)
+    results = run_paths(paths, args.calls, args.seed, args.engine, args.budget, args.target)
     bad = 0
     for path, r in results.items():
         n = r.get("n_failures", len(r["failures"]))
