@@ -330,7 +330,7 @@ def draw_conv(ch):
         return "conv2d", (lambda: xnor.conv2d(x, wt, c, **{**kw_, "pad_value": value})), ("invalid", ["pad_value"])
     if r == 4:
         value = ch.pick(_BAD_INTS + [c + 64, c + 1 if c % 64 else c - 1])
-        if value == c + 1 and words(c + 1) == words(c) and value is not True:   # bit c is clear: still valid
+        if type(value) is int and value == c + 1 and words(c + 1) == words(c):   # bit c is clear: still valid
             return "conv2d", (lambda: xnor.conv2d(x, wt, value, **kw_)), (
                 "valid", lambda: packing.conv2d(x, wt, value, **kw_))
         return "conv2d", (lambda: xnor.conv2d(x, wt, value, **kw_)), ("invalid", ["channels", "x", "w"])
