@@ -26,5 +26,5 @@ from .runtime import (FLOAT_OPS, FORMAT, STAGES, VERSION, BinaryConv, BinaryDens
                       PackedModel, PackSigns, SizeReport, Stage)
 from .loading import DeployLoadError, load
 
-__all__ = ["freeze", "load", "DeployLoadError", "PackedModel", "SizeReport", "FreezeError", "FORMAT", "VERSION", "LAYERS", "STAGES",
-           "FLOAT_OPS", "Stage", "FloatOp", "PackSigns", "BinaryDense", "BinaryConv", "BitMaxPool", "BitFlatten"]
+__all__ = ["freeze", "load", "DeployLoadError", "PackedModel", "SizeReport", "FreezeError", "FORMAT", "VERSION",
+           "LAYERS", "STAGES", "FLOAT_OPS", "Stage", "FloatOp", "PackSigns", "BinaryDense", "BinaryConv", "BitMaxPool", "BitFlatten"]

@@ -8,7 +8,8 @@ float32 through a scale and bias), :class:`BitMaxPool` (max-pool as an AND of wo
 
 Each stage has ``run(x)``, and ``config()`` (JSON) and ``arrays()`` (NumPy) for :meth:`PackedModel.save`;
 :func:`minibnn.deploy.load` (:mod:`minibnn.deploy.loading`) checks and rebuilds the stages from them, by the
-name each stage class is registered under in :data:`STAGES`. Nothing is pickled. :func:`minibnn.deploy.freeze` builds these models.
+name each stage class is registered under in :data:`STAGES`. Nothing is pickled. :func:`minibnn.deploy.freeze`
+builds these models.
 
 Example:
     >>> import numpy as np
