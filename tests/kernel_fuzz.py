@@ -492,6 +492,8 @@ def check_layer(ch) -> tuple:
         if defect in ("int", "bool", "features"):
             ref_in = np.asarray(arg, np.float32)
         want = layer(ref_in if len(ref_in) else x).data
+        if name == "BatchNorm1d" and defect == "ndim":    # (1, C, L): per channel on axis 1, as PyTorch
+            want = layer(np.ascontiguousarray(arg[0].T)).data.T[None]
         if name.startswith("Binary"):                      # the kernel path against the float path
             twin, _ = _build(name, seed, False)
             want = twin(ref_in if len(ref_in) else x).data
