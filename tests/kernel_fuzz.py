@@ -127,10 +127,10 @@ def _view_defect(ch, arr, name):
     if kind == "object":
         return arr.astype(object), [name]
     if kind == "noncontig":
-        if arr.shape[-1] >= 2:
-            return arr[..., ::2], [name]
-        bigger = np.repeat(arr, 2, axis=-1)
-        return bigger[..., ::2], [name]
+        view = arr[..., ::2] if arr.shape[-1] >= 2 else np.repeat(arr, 2, axis=-1)[..., ::2]
+        if view.flags.c_contiguous:          # a one-element view is contiguous whatever its strides
+            return arr.astype(np.float32), [name]
+        return view, [name]
     if kind == "unaligned":
         buf = np.zeros(arr.nbytes + 8, np.uint8)
         view = buf[1:1 + arr.nbytes].view(arr.dtype).reshape(arr.shape)
