@@ -597,8 +597,35 @@ def test_digits_detects_a_corrupt_file(tmp_path, monkeypatch):
     blob[len(blob) // 2] ^= 0xFF
     bad = write(tmp_path / "digits.npz", bytes(blob))
     monkeypatch.setattr(digits, "DIGITS_PATH", bad)
-    with pytest.raises(ValueError, match=f"digits.npz is corrupt: expected SHA-256 {data.DIGITS_SHA256}"):
+    with pytest.raises(data.DataFormatError, match=f"digits.npz is corrupt: expected SHA-256 {data.DIGITS_SHA256}"):
         load_digits()
+
+
+@pytest.mark.parametrize("arrays, pattern", [
+    (dict(images=np.zeros((1797, 8, 8), np.uint8), labels=np.zeros(1796, np.uint8)), r"'labels' has shape"),
+    (dict(images=np.zeros((1797, 8, 8), np.int64), labels=np.zeros(1797, np.uint8)), r"'images' has dtype int64"),
+    (dict(images=np.full((1797, 8, 8), 17, np.uint8), labels=np.zeros(1797, np.uint8)), r"pixels must be 0..16"),
+    (dict(images=np.zeros((1797, 8, 8), np.uint8)), r"no array 'labels'"),
+])
+def test_digits_file_is_read_as_a_checked_archive(tmp_path, monkeypatch, arrays, pattern):
+    """Even a file that matches the recorded SHA-256 (here: patched) is read through minibnn.archive and its
+    arrays checked: a DataFormatError naming the file, never a wrong data set."""
+    from minibnn.archive import write_archive
+    path = tmp_path / "digits.npz"
+    write_archive(path, arrays, format="minibnn-dataset", version=1)
+    monkeypatch.setattr(digits, "DIGITS_PATH", str(path))
+    monkeypatch.setattr(digits, "DIGITS_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(data.DataFormatError, match=pattern) as info:
+        load_digits()
+    assert "digits.npz" in str(info.value)
+
+
+def test_the_bundled_digits_file_is_an_archive_without_pickle():
+    from minibnn.archive import read_archive
+    archive = read_archive(data.DIGITS_PATH, format="minibnn-dataset", version=1, kind="data set")
+    assert sorted(archive.arrays) == ["images", "labels"]
+    with np.load(data.DIGITS_PATH, allow_pickle=False) as plain:        # still a plain .npz
+        assert plain["images"].shape == (1797, 8, 8)
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
@@ -689,7 +716,8 @@ def test_make_gaussian_points():
 # ------------------------------------------------------------------------------------------------------------
 
 def test_package_is_pure_numpy():
-    """minibnn.data must not import the autograd engine (of minibnn, only the checks and the atomic writer)."""
+    """minibnn.data must not import the autograd engine (of minibnn, only the checks, the atomic writer and the
+    archive reader, itself built on those two)."""
     imported = set()
     folder = os.path.dirname(data.__file__)
     for name in sorted(os.listdir(folder)):
@@ -707,8 +735,8 @@ def test_package_is_pure_numpy():
             elif isinstance(node, ast.ImportFrom):
                 imported.add(node.module.split(".")[0])
     assert imported <= {"__future__", "gzip", "hashlib", "http", "math", "operator", "os", "sys", "tarfile",
-                        "tempfile", "urllib", "zlib", "typing", "numpy", "..atomic", ".._checks", ".loader",
-                        ".digits", ".readers", ".synthetic"}, imported
+                        "tempfile", "urllib", "zlib", "typing", "numpy", "..atomic", ".._checks", "..archive",
+                        ".loader", ".digits", ".readers", ".synthetic"}, imported
 
 
 @pytest.mark.parametrize("reader, header", [

@@ -178,21 +178,22 @@ def test_save_load_round_trip_is_bit_exact_and_atomic(tmp_path, monkeypatch):
         assert "__metadata__" in data.files
     before = path.read_bytes()
 
-    def broken_savez(*args, **kwargs):
+    def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", broken_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", broken_write)
     with pytest.raises(OSError, match="disk full"):
         packed.save(path)
     assert path.read_bytes() == before                        # the previous file is untouched
     assert os.listdir(tmp_path) == ["lenet.npz"]              # and no temporary file is left behind
     monkeypatch.undo()
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(deploy.DeployLoadError, match="junk.npz"):
         deploy.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
-    with pytest.raises(ValueError, match="not a packed model"):
+    with pytest.raises(deploy.DeployLoadError, match="other.npz.*not a packed model"):
         deploy.load(tmp_path / "other.npz")
+    assert issubclass(deploy.DeployLoadError, ValueError)
 
 
 def test_size_report_packed_binary_layers_are_at_most_a_25th(capsys):

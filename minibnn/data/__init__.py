@@ -12,8 +12,9 @@ One module per kind of data:
   checksum-verified;
 * :mod:`~minibnn.data.synthetic`: ``make_blobs``, ``make_spirals``, ``make_gaussian_points``, seeded toy sets.
 
-Nothing is ever unpickled: the bundled set is read with ``np.load(..., allow_pickle=False)`` and CIFAR-10 is
-read from its binary (not its pickled Python) distribution.
+Nothing is ever unpickled: the bundled set is a :mod:`minibnn.archive` (read without pickle, every array
+checked) and CIFAR-10 is read from its binary (not its pickled Python) distribution. Every problem with a data
+file is a ``DataFormatError`` (a ``ValueError``) naming the file.
 
 Example:
     >>> from minibnn.data import ArrayDataset, DataLoader, load_digits
@@ -25,14 +26,14 @@ Example:
 """
 from .loader import ArrayDataset, DataLoader, Dataset, Subset, random_split, stratified_split
 from .digits import DIGITS_PATH, DIGITS_SHA256, load_digits
-from .readers import (CIFAR10_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES, DownloadError, load_cifar10,
-                      load_mnist, read_cifar10_batch, read_idx)
+from .readers import (CIFAR10_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES, DataFormatError, DownloadError,
+                      load_cifar10, load_mnist, read_cifar10_batch, read_idx)
 from .synthetic import make_blobs, make_gaussian_points, make_spirals
 
 __all__ = [
     "Dataset", "ArrayDataset", "Subset", "random_split", "DataLoader",
     "stratified_split", "load_digits", "DIGITS_PATH", "DIGITS_SHA256",
-    "read_idx", "load_mnist", "read_cifar10_batch", "load_cifar10", "DownloadError",
+    "read_idx", "load_mnist", "read_cifar10_batch", "load_cifar10", "DownloadError", "DataFormatError",
     "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES",
     "make_blobs", "make_spirals", "make_gaussian_points",
 ]

@@ -1,7 +1,10 @@
 """The UCI 8x8 handwritten digits (1797 images, 10 classes), bundled with minibnn in ``datasets/digits.npz``.
 
-The file is checked against its SHA-256 every time it is read, and read with ``np.load(..., allow_pickle=False)``;
-its source and licence are in ``datasets/README.md`` and ``datasets/LICENSE`` next to this module.
+The file is a :mod:`minibnn.archive` (format ``minibnn-dataset``): checked against its SHA-256 every time it is
+read, then read by :func:`~minibnn.archive.read_archive` (never pickled; each array checked against its own
+SHA-256, dtype and shape), its values checked (pixels 0..16, labels 0..9); any problem is a
+:class:`~minibnn.data.readers.DataFormatError` naming the file. Its source and licence are in
+``datasets/README.md`` and ``datasets/LICENSE`` next to this module.
 
 Example:
     >>> x, y = load_digits("test", flatten=True)
@@ -16,24 +19,34 @@ import os
 import numpy as np
 
 from .. import _checks
+from ..archive import read_archive
 from .loader import stratified_split
-from .readers import finish_images
+from .readers import DataFormatError, finish_images
 
 DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets", "digits.npz")
 #: SHA-256 of the bytes of ``minibnn/data/datasets/digits.npz``, checked every time the file is loaded.
-DIGITS_SHA256 = "b2dab7b501728c22e9119ad76740b2e17c77a231e42d1e592380d90886f1a05e"
-
+DIGITS_SHA256 = "a49fa11a58d2b89a0fc66410da9e81e205d2bda9780db7120d1eea6279cdcb1d"
+DIGITS_COUNT = 1797
 
 
 def _read_digits_file() -> tuple[np.ndarray, np.ndarray]:
-    with open(DIGITS_PATH, "rb") as f:
-        blob = f.read()
+    path, sha256 = DIGITS_PATH, DIGITS_SHA256
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as err:
+        raise DataFormatError(f"load_digits: {path} could not be read: {err}. Reinstall minibnn to restore "
+                              f"the file.") from err
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != DIGITS_SHA256:
-        raise ValueError(f"load_digits: {DIGITS_PATH} is corrupt: expected SHA-256 {DIGITS_SHA256}, got {digest} "
-                         f"({len(blob)} bytes). Reinstall minibnn to restore the file.")
-    with np.load(DIGITS_PATH, allow_pickle=False) as archive:
-        images, labels = archive["images"], archive["labels"]
+    if digest != sha256:
+        raise DataFormatError(f"load_digits: {path} is corrupt: expected SHA-256 {sha256}, got {digest} "
+                              f"({len(blob)} bytes). Reinstall minibnn to restore the file.")
+    archive = read_archive(path, format="minibnn-dataset", version=1, kind="minibnn data set",
+                           error=DataFormatError)
+    images = archive.array("images", dtype=np.uint8, shape=(DIGITS_COUNT, 8, 8))
+    labels = archive.array("labels", dtype=np.uint8, shape=(DIGITS_COUNT,))
+    if images.max() > 16 or labels.max() > 9:
+        raise archive.fail("its pixels must be 0..16 and its labels 0..9")
     return images, labels
 
 
@@ -60,7 +73,8 @@ def load_digits(split: str = "train", test_fraction: float = 0.2, normalize: boo
         ``(x, y)``: x as described above, y the digits 0..9 as int64 of shape (n,).
 
     Raises:
-        ValueError: bad arguments, or the bundled file does not match its SHA-256 (``DIGITS_SHA256``).
+        ValueError: bad arguments. DataFormatError (a ValueError): the bundled file does not match its SHA-256
+            (``DIGITS_SHA256``) or is otherwise damaged.
 
     Example:
         >>> x, y = load_digits("train")

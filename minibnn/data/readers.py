@@ -1,10 +1,11 @@
 """File readers: MNIST / Fashion-MNIST (IDX files) and CIFAR-10 (binary batches), optionally downloaded.
 
-``read_idx`` and ``read_cifar10_batch`` read one file each (gzipped or not) and say precisely what is wrong with
-a file that is truncated or corrupt; ``load_mnist`` and ``load_cifar10`` find the official files in a data
-folder, fetch missing ones when asked (checked against their published MD5, written atomically) and return
-``(x, y)`` arrays. Nothing is ever unpickled: CIFAR-10 is read from its binary (not its pickled Python)
-distribution.
+``read_idx`` and ``read_cifar10_batch`` read one file each (gzipped or not) and say precisely what is wrong
+with a file that is truncated or corrupt: every problem with a file's content (or reading it) is a
+:class:`DataFormatError` (a ``ValueError``) naming the file, never another exception. ``load_mnist`` and
+``load_cifar10`` find the official files in a data folder, fetch missing ones when asked (checked against
+their published MD5, written atomically) and return ``(x, y)`` arrays. Nothing is ever unpickled: CIFAR-10
+is read from its binary (not its pickled Python) distribution.
 
 Example:
     >>> import os, tempfile
@@ -33,6 +34,10 @@ import numpy as np
 from .. import _checks
 from ..atomic import atomic_write
 
+class DataFormatError(ValueError):
+    """A data file that cannot be read, or is truncated, corrupt or not of its format; the message names it."""
+
+
 def finish_images(images: np.ndarray, labels: np.ndarray, scale: float, normalize: bool,
                    flatten: bool) -> tuple[np.ndarray, np.ndarray]:
     """The shared tail of the image loaders (here and ``load_digits``): uint8 pixels to float32 ``pixel / scale``
@@ -60,26 +65,29 @@ def _read_bytes(path, where: str, max_size) -> tuple[bytes, str]:
     plus 1 MiB, in bounded memory and time.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        if f.read(2) != _GZIP_MAGIC:
-            f.seek(0)
-            return f.read(), "size"                       # a plain file: its size on disk bounds the read
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != _GZIP_MAGIC:
+                f.seek(0)
+                return f.read(), "size"                   # a plain file: its size on disk bounds the read
+    except OSError as err:
+        raise DataFormatError(f"{where}: {path} could not be read: {err}") from err
     data = bytearray()
     try:
         with gzip.open(path, "rb") as stream:
             while True:
                 limit = max_size(bytes(data[:4 + 4 * 255]))   # the longest possible header
                 if limit is not None and len(data) > limit:
-                    raise ValueError(f"{where}: {path} is corrupt: it decompresses to more than {limit} bytes, "
+                    raise DataFormatError(f"{where}: {path} is corrupt: it decompresses to more than {limit} bytes, "
                                      f"more than a valid file starting with its bytes holds (decompression was "
                                      f"stopped there: a damaged file, or a gzip bomb)")
                 chunk = stream.read(1 << 20)
                 if not chunk:
                     return bytes(data), "decompressed size"
                 data += chunk
-    except (EOFError, OSError, zlib.error) as err:      # (our own ValueError above passes through)
-        raise ValueError(f"{where}: {path} is a truncated or corrupt gzip file ({os.path.getsize(path)} compressed "
-                         f"bytes): {err}") from err
+    except (EOFError, OSError, zlib.error) as err:      # (our own DataFormatError above passes through)
+        raise DataFormatError(f"{where}: {path} is a truncated or corrupt gzip file ({os.path.getsize(path)} "
+                              f"compressed bytes): {err}") from err
 
 
 def _idx_max_size(head: bytes):
@@ -112,8 +120,9 @@ def read_idx(path) -> np.ndarray:
         A new, writable array of shape ``(size_1, ..., size_ndim)`` in the file's type, native byte order.
 
     Raises:
-        ValueError: bad magic number, unknown type code, or a file whose size does not match its header
-            (truncated or with trailing bytes); the message names the file, the expected and the given size.
+        DataFormatError: (a ValueError) bad magic number, unknown type code, or a file whose size does not
+            match its header (truncated or with trailing bytes), or that cannot be read; the message names the
+            file, the expected and the given size.
 
     Example:
         >>> import os, tempfile
@@ -127,25 +136,25 @@ def read_idx(path) -> np.ndarray:
     data, what = _read_bytes(path, "read_idx", _idx_max_size)
     path = os.fspath(path)
     if len(data) < 4:
-        raise ValueError(f"read_idx: {path} is truncated: an IDX file starts with a 4-byte magic number, "
+        raise DataFormatError(f"read_idx: {path} is truncated: an IDX file starts with a 4-byte magic number, "
                          f"but its {what} is {len(data)} bytes")
     zero0, zero1, code, ndim = data[0], data[1], data[2], data[3]
     if zero0 != 0 or zero1 != 0:
-        raise ValueError(f"read_idx: {path} is not an IDX file: its magic number 0x{data[:4].hex()} should start "
+        raise DataFormatError(f"read_idx: {path} is not an IDX file: its magic number 0x{data[:4].hex()} should start "
                          f"with two zero bytes (0x0000....)")
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02x} ({d.name})" for c, d in _IDX_DTYPES.items())
-        raise ValueError(f"read_idx: {path} has unknown IDX type code 0x{code:02x}; expected one of {known}")
+        raise DataFormatError(f"read_idx: {path} has unknown IDX type code 0x{code:02x}; expected one of {known}")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"read_idx: {path} is truncated: its header declares {ndim} dimensions, so it needs "
+        raise DataFormatError(f"read_idx: {path} is truncated: its header declares {ndim} dimensions, so it needs "
                          f"{header} header bytes, but its {what} is {len(data)} bytes")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
     expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "corrupt (it has trailing bytes)"
-        raise ValueError(f"read_idx: {path} is {kind}: its header declares shape {shape} of {dtype.name}, so "
+        raise DataFormatError(f"read_idx: {path} is {kind}: its header declares shape {shape} of {dtype.name}, so "
                          f"its {what} should be {expected} bytes, but it is {len(data)} bytes")
     values = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
     return values.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
@@ -169,8 +178,8 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
         ``(images, labels)``: uint8 arrays of shapes (n, 3, 32, 32) (channels first) and (n,).
 
     Raises:
-        ValueError: a file that is empty, not a whole number of records (truncated or corrupt), or holds a
-            label above 9; the message names the file and the sizes expected and given.
+        DataFormatError: (a ValueError) a file that is empty, not a whole number of records (truncated or
+            corrupt), holds a label above 9, or cannot be read; the message names the file and the sizes.
 
     Example:
         >>> import os, tempfile, numpy as np
@@ -185,7 +194,7 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     path = os.fspath(path)
     n, extra = divmod(len(data), CIFAR10_RECORD_BYTES)
     if n == 0 or extra:
-        raise ValueError(f"read_cifar10_batch: {path} is truncated or corrupt: a CIFAR-10 binary batch is a whole "
+        raise DataFormatError(f"read_cifar10_batch: {path} is truncated or corrupt: a CIFAR-10 binary batch is a whole "
                          f"number of {CIFAR10_RECORD_BYTES}-byte records (the official files have 10000 records = "
                          f"{10000 * CIFAR10_RECORD_BYTES} bytes), but its {what} is {len(data)} bytes "
                          f"({n} records and {extra} bytes over)")
@@ -193,7 +202,7 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     labels = records[:, 0].copy()
     if labels.max() > 9:
         bad = int(np.argmax(labels > 9))
-        raise ValueError(f"read_cifar10_batch: {path} is corrupt: record {bad} has label {labels[bad]}, "
+        raise DataFormatError(f"read_cifar10_batch: {path} is corrupt: record {bad} has label {labels[bad]}, "
                          f"expected a class 0..9")
     return records[:, 1:].reshape(n, 3, 32, 32).copy(), labels
 
@@ -296,7 +305,8 @@ def load_mnist(root, split: str = "train", kind: str = "mnist", download: bool =
 
     Raises:
         FileNotFoundError: files missing and `download` is False. DownloadError: a download failed.
-        ValueError: bad arguments, or files that are corrupt or do not match each other.
+        ValueError: bad arguments. DataFormatError (a ValueError): files that are corrupt or do not match each
+            other.
 
     Example: ``x, y = load_mnist("data", "train", download=True)`` gives x of shape (60000, 28, 28). Without
     the files and without ``download``, the error says which file to put where:
@@ -336,13 +346,13 @@ def load_mnist(root, split: str = "train", kind: str = "mnist", download: bool =
     image_path, label_path = existing(names[0]), existing(names[1])
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{where}: {image_path} should hold uint8 images of shape (n, 28, 28), got "
+        raise DataFormatError(f"{where}: {image_path} should hold uint8 images of shape (n, 28, 28), got "
                          f"{images.dtype} of shape {images.shape}")
     if labels.dtype != np.uint8 or labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"{where}: {label_path} should hold {images.shape[0]} uint8 labels (one per image in "
+        raise DataFormatError(f"{where}: {label_path} should hold {images.shape[0]} uint8 labels (one per image in "
                          f"{image_path}), got {labels.dtype} of shape {labels.shape}")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"{where}: {label_path} is corrupt: it holds label {labels.max()}, expected 0..9")
+        raise DataFormatError(f"{where}: {label_path} is corrupt: it holds label {labels.max()}, expected 0..9")
     return finish_images(images, labels, 255.0, normalize, flatten)
 
 
@@ -359,16 +369,19 @@ def _extract_cifar10(archive: str, folder: str) -> None:
     """
     os.makedirs(folder, exist_ok=True)
     wanted = {f"{_CIFAR10_DIR}/{name}": name for names in _CIFAR10_FILES.values() for name in names}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            if member.name not in wanted or not member.isfile():
-                continue
-            with atomic_write(os.path.join(folder, wanted[member.name])) as out:
-                out.write(tar.extractfile(member).read())
-            del wanted[member.name]
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name not in wanted or not member.isfile():
+                    continue
+                with atomic_write(os.path.join(folder, wanted[member.name])) as out:
+                    out.write(tar.extractfile(member).read())
+                del wanted[member.name]
+    except (tarfile.TarError, EOFError, zlib.error) as err:
+        raise DataFormatError(f"load_cifar10: {archive} is a truncated or corrupt archive: {err}") from err
     if wanted:
-        raise ValueError(f"load_cifar10: {archive} lacks {', '.join(sorted(wanted))}: it is not the CIFAR-10 binary "
-                         f"archive ({_CIFAR10_URL})")
+        raise DataFormatError(f"load_cifar10: {archive} lacks {', '.join(sorted(wanted))}: it is not the CIFAR-10 "
+                              f"binary archive ({_CIFAR10_URL})")
 
 
 def load_cifar10(root, split: str = "train", download: bool = False, normalize: bool = True,
@@ -393,7 +406,7 @@ def load_cifar10(root, split: str = "train", download: bool = False, normalize: 
 
     Raises:
         FileNotFoundError: files missing and `download` is False. DownloadError: the download failed.
-        ValueError: bad arguments, or a batch file that is corrupt.
+        ValueError: bad arguments. DataFormatError (a ValueError): a batch file (or the archive) that is corrupt.
 
     Example: ``x, y = load_cifar10("data", "test", download=True)`` gives x of shape (10000, 3, 32, 32), and
     ``CIFAR10_CLASSES[y[0]]`` is ``'cat'``. Without the files and without ``download``:

@@ -6,7 +6,8 @@ Three files, in the order a model goes through them:
 * :mod:`~minibnn.deploy.fold` -- why BatchNorm + sign is one comparison: the thresholds, found on the model's
   own float32 arithmetic (Sari et al. 2019, eq. 2);
 * :mod:`~minibnn.deploy.compile` -- :func:`freeze`: a Sequential model -> stages, through the layer table;
-* :mod:`~minibnn.deploy.runtime` -- :class:`PackedModel`: the stages run in order, saved and loaded as one .npz.
+* :mod:`~minibnn.deploy.runtime` -- :class:`PackedModel`: the stages run in order, saved as one .npz;
+* :mod:`~minibnn.deploy.loading` -- :func:`load`: every array and option checked, or :class:`DeployLoadError`.
 
 Example:
     >>> import numpy as np
@@ -22,7 +23,8 @@ Example:
 from .fold import FreezeError
 from .compile import LAYERS, freeze
 from .runtime import (FLOAT_OPS, FORMAT, STAGES, VERSION, BinaryConv, BinaryDense, BitFlatten, BitMaxPool, FloatOp,
-                      PackedModel, PackSigns, SizeReport, Stage, load)
+                      PackedModel, PackSigns, SizeReport, Stage)
+from .loading import DeployLoadError, load
 
-__all__ = ["freeze", "load", "PackedModel", "SizeReport", "FreezeError", "FORMAT", "VERSION", "LAYERS", "STAGES",
-           "FLOAT_OPS", "Stage", "FloatOp", "PackSigns", "BinaryDense", "BinaryConv", "BitMaxPool", "BitFlatten"]
+__all__ = ["freeze", "load", "DeployLoadError", "PackedModel", "SizeReport", "FreezeError", "FORMAT", "VERSION",
+           "LAYERS", "STAGES", "FLOAT_OPS", "Stage", "FloatOp", "PackSigns", "BinaryDense", "BinaryConv", "BitMaxPool", "BitFlatten"]

@@ -7,8 +7,9 @@ A :class:`PackedModel` runs its stages in order on a float32 batch. Float stages
 float32 through a scale and bias), :class:`BitMaxPool` (max-pool as an AND of words) and :class:`BitFlatten`.
 
 Each stage has ``run(x)``, and ``config()`` (JSON) and ``arrays()`` (NumPy) for :meth:`PackedModel.save`;
-:func:`load` rebuilds the stages from them, by the name each stage class is registered under in :data:`STAGES`.
-Nothing is pickled. :func:`minibnn.deploy.freeze` builds these models.
+:func:`minibnn.deploy.load` (:mod:`minibnn.deploy.loading`) checks and rebuilds the stages from them, by the
+name each stage class is registered under in :data:`STAGES`. Nothing is pickled. :func:`minibnn.deploy.freeze`
+builds these models.
 
 Example:
     >>> import numpy as np
@@ -21,7 +22,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,15 +29,14 @@ import numpy as np
 
 from .. import functional as F
 from .. import xnor
-from ..checkpoint import write_npz_atomically
+from ..archive import write_archive
 from ..registry import Registry
 from ..tensor import Tensor
 
 FORMAT = "minibnn-packed-model"
-VERSION = 1
-_METADATA = "__metadata__"
+VERSION = 2     # 2: written by minibnn.archive (a SHA-256 per array), checked by minibnn.deploy.loading
 
-#: stage kind -> stage class (with ``restore(config, arrays)``), the table :func:`load` reads files with
+#: stage kind -> stage class; :func:`minibnn.deploy.load` checks and rebuilds each kind (deploy/loading.py)
 STAGES = Registry("packed-model stage")
 
 
@@ -165,9 +164,6 @@ class FloatOp(Stage):
     def arrays(self):
         return self._arrays
 
-    @classmethod
-    def restore(cls, config, arrays):
-        return cls(config["op"], arrays, config["options"])
 
     def run(self, x):
         return self._run(x, self._arrays, self.options)
@@ -205,9 +201,6 @@ class PackSigns(Stage):
         return {"threshold": self.threshold} if self.negate is None else {"threshold": self.threshold,
                                                                           "negate": self.negate}
 
-    @classmethod
-    def restore(cls, config, arrays):
-        return cls(arrays["threshold"], arrays.get("negate"), config["channels_last"], config.get("nan_plus", False))
 
     def run(self, x):
         axis = (1, -1) + (1,) * (x.ndim - 2)                      # per channel: axis 1
@@ -274,10 +267,6 @@ class BinaryDense(BinaryLayer):
     def config(self):
         return {"k": self.k, "words_k": self.words_k, "name": self.name}
 
-    @classmethod
-    def restore(cls, config, arrays):
-        arrays = dict(arrays)
-        return cls(arrays.pop("weight"), config["k"], config["words_k"], name=config["name"], **arrays)
 
     def run(self, x):
         offset = self.words_k - self.k
@@ -310,11 +299,6 @@ class BinaryConv(BinaryLayer):
         return {"channels": self.channels, "stride": list(self.stride), "padding": list(self.padding),
                 "pad_value": self.pad_value, "name": self.name}
 
-    @classmethod
-    def restore(cls, config, arrays):
-        arrays = dict(arrays)
-        return cls(arrays.pop("weight"), config["channels"], config["stride"], config["padding"],
-                   config["pad_value"], name=config["name"], **arrays)
 
     def run(self, x):
         out = xnor.conv2d(x, self.weight, self.channels, stride=self.stride, padding=self.padding,
@@ -340,9 +324,6 @@ class BitMaxPool(Stage):
     def config(self):
         return {"kernel": list(self.kernel), "stride": list(self.stride), "padding": list(self.padding)}
 
-    @classmethod
-    def restore(cls, config, arrays):
-        return cls(config["kernel"], config["stride"], config["padding"], arrays.get("flip"))
 
     def arrays(self):
         return {} if self.flip is None else {"flip": self.flip}
@@ -364,9 +345,6 @@ class BitFlatten(Stage):
 
     kind = "bit_flatten"
 
-    @classmethod
-    def restore(cls, config, arrays):
-        return cls()
 
     def run(self, x):
         return x.reshape(len(x), -1)
@@ -424,9 +402,11 @@ class PackedModel:
 
     def __call__(self, x) -> np.ndarray:
         x = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float32)
-        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1 or len(x) == 0:
-            raise ValueError(f"PackedModel expects inputs of shape (N, {', '.join(map(str, self.input_shape))}) "
-                             f"with N >= 1, got {x.shape}")
+        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
+            raise ValueError(f"PackedModel expects inputs of shape (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {x.shape}")
+        if len(x) == 0:        # an empty batch: the shape and dtype of one sample's output, with no rows
+            return self(np.zeros((1,) + self.input_shape, np.float32))[:0]
         for stage in self.stages:
             x = stage.run(x)
         return x
@@ -453,8 +433,9 @@ class PackedModel:
         return report
 
     def save(self, path) -> None:
-        """Write the model to ``path`` (.npz): arrays ``<stage>/<name>`` and a JSON ``__metadata__``; atomically
-        (a temporary file renamed over ``path``), never pickled. :func:`load` reads it back bit for bit."""
+        """Write the model to ``path`` (.npz): arrays ``<stage>/<name>`` and JSON metadata, through
+        :func:`minibnn.archive.write_archive` (atomically, never pickled, a SHA-256 per array).
+        :func:`minibnn.deploy.load` reads it back bit for bit."""
         arrays: Dict[str, np.ndarray] = {}
         stages = []
         for i, stage in enumerate(self.stages):
@@ -463,30 +444,6 @@ class PackedModel:
                 arrays[f"{i}/{name}"] = value
                 names.append(name)
             stages.append({"kind": stage.kind, "config": stage.config(), "arrays": names})
-        meta = {"format": FORMAT, "version": VERSION, "input_shape": list(self.input_shape),
-                "float_bytes": self.float_bytes, "binary_float_bytes": self.binary_float_bytes, "stages": stages}
-        arrays[_METADATA] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        write_npz_atomically(os.fspath(path), arrays)
-
-
-def load(path) -> PackedModel:
-    """Read a :class:`PackedModel` written by :meth:`PackedModel.save` (``np.load(..., allow_pickle=False)``)."""
-    path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            files = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"load: {path} is not a readable .npz file ({exc})") from exc
-    if _METADATA not in files:
-        raise ValueError(f"load: {path} has no {_METADATA}; it is not a packed model written by PackedModel.save")
-    meta = json.loads(files.pop(_METADATA).tobytes().decode("utf-8"))
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"load: {path} holds format {meta.get('format')!r} version {meta.get('version')!r}; "
-                         f"expected {FORMAT!r} version {VERSION}")
-    stages = []
-    for i, entry in enumerate(meta["stages"]):
-        if entry["kind"] not in STAGES:
-            raise ValueError(f"load: {path} has a stage of unknown kind {entry['kind']!r}")
-        arrays = {name: files[f"{i}/{name}"] for name in entry["arrays"]}
-        stages.append(STAGES.get(entry["kind"]).restore(entry["config"], arrays))
-    return PackedModel(stages, meta["input_shape"], meta["float_bytes"], meta["binary_float_bytes"])
+        meta = {"input_shape": list(self.input_shape), "float_bytes": self.float_bytes,
+                "binary_float_bytes": self.binary_float_bytes, "stages": stages}
+        write_archive(path, arrays, meta, format=FORMAT, version=VERSION)
