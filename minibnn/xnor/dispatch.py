@@ -197,6 +197,11 @@ _MEMORY = _physical_memory() or 2**48
 
 
 def _check_output_size(fn: str, shape: Tuple[int, ...], itemsize: int) -> None:
+    """Every extent of the output <= MAX_EXTENT (even with an empty batch) and the whole fits in memory."""
+    for axis, s in enumerate(shape):
+        if int(s) > MAX_EXTENT:
+            raise ValueError(f"{fn}: the output of shape {tuple(shape)} has an extent above {MAX_EXTENT} (axis {axis}); "
+                             f"check the padding, stride and kernel size")
     nbytes = itemsize
     for s in shape:
         nbytes *= int(s)
