@@ -58,18 +58,16 @@ def _from_environment() -> Optional[int]:
 
 _num_threads: int = _from_environment() or available_cores()    # the kernels' threads
 _blas_count: int = _from_environment() or 1                      # BLAS's threads
-_blas_controller = None   # threadpoolctl's controller, made on first use (it inspects the loaded libraries)
 
 
 def _apply(kernels: int, blas: int) -> None:
     """Give the compiled kernels ``kernels`` threads and every BLAS library NumPy loaded ``blas`` threads."""
-    global _blas_controller, _num_threads, _blas_count
+    global _num_threads, _blas_count
     from threadpoolctl import ThreadpoolController
     from .xnor import dispatch
     dispatch.set_kernel_threads(kernels)
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    _blas_controller.limit(limits=blas, user_api="blas")
+    # a new controller each time: it finds the BLAS libraries loaded since (SciPy's, PyTorch's...)
+    ThreadpoolController().limit(limits=blas, user_api="blas")
     _num_threads, _blas_count = kernels, blas
 
 
