@@ -34,7 +34,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _checks
+from . import _checks, fastconv
 from .xnor import backend
 from .im2col import col2im, im2col, output_size, pad2d, windows
 from .losses import cross_entropy, mse_loss, squared_hinge_loss
@@ -140,6 +140,11 @@ class Conv2dFn(Function):
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0, use_kernel=False):
         self.x_shape, self.w, self.stride, self.padding, self.has_bias = x.shape, w, stride, padding, b is not None
         out = backend.xnor_conv2d(x, w, b, stride, padding, pad_value) if use_kernel else None
+        self.fast = None
+        if fastconv.shift_gemm_applies(x.shape, w.shape, stride):    # the same sums, faster (fastconv.py)
+            if out is None or self.needs_input_grad[1]:
+                self.fast = fastconv.ShiftConv(pad2d(x, padding, pad_value), w.shape[2:])
+            return self.fast.forward(w, b) if out is None else out
         if out is None or self.needs_input_grad[1]:
             self.cols = im2col(x, w.shape[2:], stride, padding, pad_value)   # (N, C·kh·kw, OH·OW)
         if out is None:
@@ -150,6 +155,11 @@ class Conv2dFn(Function):
         return out
 
     def backward(self, grad):
+        if self.fast is not None:    # the same sums, faster (fastconv.py)
+            dxp, dw = self.fast.backward(grad, self.w, *self.needs_input_grad[:2])   # dL/d(x_pad), dL/dW
+            (ph, pw), (h, w) = self.padding, self.x_shape[2:]
+            dx = None if dxp is None else dxp[:, :, ph:ph + h, pw:pw + w]
+            return (dx, dw, grad.sum(axis=(0, 2, 3))) if self.has_bias else (dx, dw)
         n, o, oh, ow = grad.shape
         g = grad.reshape(n, o, oh * ow)
         dx = dw = None
@@ -210,12 +220,18 @@ class MaxPool2dFn(Function):
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
+        self.tiles = fastconv.tiles_pool(kernel, stride, padding)
+        if self.tiles:    # the windows tile the image: the same maxima, faster (fastconv.py)
+            self.x, self.out = x, fastconv.max_pool_tiles(x, kernel)
+            return self.out
         win = windows(pad2d(x, padding, -np.inf), kernel, stride)
         flat = win.reshape(win.shape[:4] + (kernel[0] * kernel[1],))  # (N, C, OH, OW, kh·kw)
         self.argmax = flat.argmax(axis=-1)
         return np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, grad):
+        if self.tiles:
+            return fastconv.max_pool_tiles_backward(self.x, self.out, grad, self.kernel)
         onehot = self.argmax[..., None] == np.arange(self.kernel[0] * self.kernel[1])
         patches = (grad[..., None] * onehot).reshape(grad.shape + self.kernel)
         return col2im(patches, self.x_shape, self.stride, self.padding)

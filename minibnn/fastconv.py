@@ -1,0 +1,174 @@
+"""Fast paths for the two commonest window ops: the stride-1 convolution ("shift-GEMM") and the max pooling whose
+windows tile the image. They compute what :class:`~minibnn.functional.Conv2dFn` and
+:class:`~minibnn.functional.MaxPool2dFn` state in their docstrings, faster; those ops call them in one line when
+they apply and keep the general im2col path for every other case. Every helper takes the ALREADY-PADDED input.
+
+**Shift-GEMM convolution** (stride 1, no im2col). Put the padded image channels-last and flatten it to rows:
+``xf = x_pad.transpose(N, Hp, Wp, C).reshape(N·Hp·Wp, C)``. Row ``r = (n·Hp + y)·Wp + x`` is pixel (y, x) of
+image n, so the pixel under kernel tap (p, q) of output pixel (y, x) is row ``r + s_pq`` with ``s_pq = p·Wp + q``.
+The convolution is then a sum of kh·kw ordinary matrix products, one per tap, on shifted row ranges of ONE
+array (no window is ever copied):
+
+    out_rows[r] = Σ_{p,q} xf[r + s_pq] @ W_pq,          W_pq = W[:, :, p, q]ᵀ  (C, O)
+    dW_pq       = Σ_r xf[r + s_pq]ᵀ · G[r]              (G: the gradient at rows (n, y, x), zeros elsewhere)
+    dx_rows[j]  = Σ_{p,q} G[j - s_pq] @ W_pqᵀ            (the transposed convolution, itself a shift-GEMM)
+
+Rows r whose (y, x) lies outside the OH x OW output (x ≥ OW or y ≥ OH: a tap would wrap into the next row or
+image) are computed too and dropped: (Hp·Wp) / (OH·OW) - 1 extra work (13% at 32x32, 27% at 16x16), the price
+of using plain GEMMs. The products run over chunks of rows so that the accumulator stays in cache. Results equal
+the im2col path's up to float32 rounding (the sums over C·kh·kw run in another order). Worth it when C is large
+enough for a GEMM with inner dimension C to be efficient (:func:`shift_gemm_applies`).
+
+**Max pooling with windows that tile the image** (kernel == stride, no padding): the windows are the blocks of
+``x.reshape(N, C, OH, kh, OW, kw)``, so the forward is the elementwise maximum of the kh·kw strided views
+``block[:, :, :, p, :, q]`` (no window copy, no argmax), and the backward gives each gradient to the FIRST element
+of its window, in row-major (p, q) order, that equals the maximum: argmax's tie rule, so outputs and gradients are
+identical to the general path's (ties are common: a binary layer's outputs are integers).
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> max_pool_tiles(x, (2, 2))[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    >>> conv = ShiftConv(np.ones((1, 2, 4, 4)), (3, 3))          # padded input (N, C, Hp, Wp), 3x3 kernel
+    >>> conv.forward(np.ones((1, 2, 3, 3)), None)[0, 0]         # every output sums 2·3·3 ones
+    array([[18., 18.],
+           [18., 18.]])
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+__all__ = ["shift_gemm_applies", "ShiftConv", "tiles_pool", "max_pool_tiles", "max_pool_tiles_backward"]
+
+Pair = Tuple[int, int]
+
+MIN_CHANNELS = 8     # below this, a GEMM with inner dimension C is too thin: im2col's C·kh·kw is better
+CHUNK_ROWS = 4096    # rows per chunk of the shifted products (the accumulator, CHUNK_ROWS x O, stays in cache)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shift-GEMM convolution
+# --------------------------------------------------------------------------------------------------------------
+def shift_gemm_applies(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], stride: Pair) -> bool:
+    """True when :class:`ShiftConv` serves this convolution: stride 1, at least ``MIN_CHANNELS`` input channels,
+    a non-empty batch and a kernel larger than 1x1 (a 1x1 convolution is already one GEMM)."""
+    return (tuple(stride) == (1, 1) and x_shape[1] >= MIN_CHANNELS and x_shape[0] > 0
+            and w_shape[2] * w_shape[3] > 1)
+
+
+def _shifted_products(src: np.ndarray, mats, shifts, out: np.ndarray) -> np.ndarray:
+    """out[r] = Σ_k src[r + shifts[k]] @ mats[k] for every row r of ``out``, chunk by chunk."""
+    rows = len(out)
+    scratch = np.empty((min(CHUNK_ROWS, rows), out.shape[1]), dtype=out.dtype)
+    for a in range(0, rows, CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, rows)
+        acc, tmp = out[a:b], scratch[:b - a]
+        np.matmul(src[a + shifts[0]:b + shifts[0]], mats[0], out=acc)
+        for s, m in zip(shifts[1:], mats[1:]):
+            np.matmul(src[a + s:b + s], m, out=tmp)
+            acc += tmp
+    return out
+
+
+class ShiftConv:
+    """A stride-1 convolution of the padded NCHW images ``xp`` with a kh x kw kernel, by shift-GEMM (module
+    docstring). Construction stores ``xp`` as channels-last rows, which the backward needs for dW:
+
+        conv = ShiftConv(xp, (kh, kw))
+        out = conv.forward(w, b)              # (N, O, OH, OW)
+        dxp, dw = conv.backward(grad, w)      # dL/dxp (N, C, Hp, Wp) as a view, dL/dW (O, C, kh, kw)
+
+    ``backward(grad, w, need_dx=False)`` / ``need_dw=False`` skip a gradient (None in its place).
+    """
+
+    def __init__(self, xp: np.ndarray, kernel: Pair):
+        n, c, hp, wp = xp.shape
+        kh, kw = kernel
+        self.shape, self.kernel = (n, c, hp, wp), (kh, kw)
+        self.out_size = (hp - kh + 1, wp - kw + 1)
+        self.shifts = [p * wp + q for p in range(kh) for q in range(kw)]
+        self.rows = n * hp * wp - self.shifts[-1]        # output rows r whose every tap r + s_pq exists
+        self.xf = np.ascontiguousarray(xp.transpose(0, 2, 3, 1)).reshape(n * hp * wp, c)
+
+    def _taps(self, w: np.ndarray):
+        """W_pq = W[:, :, p, q]ᵀ (C, O) for the taps in row-major (p, q) order."""
+        return [np.ascontiguousarray(w[:, :, p, q].T) for p in range(self.kernel[0]) for q in range(self.kernel[1])]
+
+    def forward(self, w: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
+        (n, _, hp, wp), (oh, ow), o = self.shape, self.out_size, len(w)
+        out = np.empty((n * hp * wp, o), dtype=self.xf.dtype)     # rows past self.rows stay garbage
+        _shifted_products(self.xf, self._taps(w), self.shifts, out[:self.rows])
+        out = out.reshape(n, hp, wp, o)[:, :oh, :ow, :]
+        if b is not None:
+            out += b
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    def backward(self, grad: np.ndarray, w: np.ndarray, need_dx: bool = True, need_dw: bool = True):
+        (n, c, hp, wp), (kh, kw), (oh, ow), o = self.shape, self.kernel, self.out_size, len(w)
+        smax = self.shifts[-1]
+        gb = np.zeros((smax + n * hp * wp, o), dtype=grad.dtype)      # smax zero rows, then G in the row layout
+        gb[smax:].reshape(n, hp, wp, o)[:, :oh, :ow, :] = grad.transpose(0, 2, 3, 1)
+        dw = dxp = None
+        if need_dw:
+            g_rows = gb[smax:smax + self.rows]
+            dw = np.empty((kh * kw, c, o), dtype=grad.dtype)
+            for k, s in enumerate(self.shifts):
+                np.matmul(self.xf[s:s + self.rows].T, g_rows, out=dw[k])
+            dw = np.ascontiguousarray(dw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
+        if need_dx:
+            w_t = [np.ascontiguousarray(m.T) for m in self._taps(w)]  # W_pqᵀ (O, C)
+            dx_rows = np.empty((n * hp * wp, c), dtype=grad.dtype)
+            _shifted_products(gb, w_t, [smax - s for s in self.shifts], dx_rows)
+            dxp = dx_rows.reshape(n, hp, wp, c).transpose(0, 3, 1, 2)
+        return dxp, dw
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Max pooling over windows that tile the image
+# --------------------------------------------------------------------------------------------------------------
+def tiles_pool(kernel: Pair, stride: Pair, padding: Pair) -> bool:
+    """True when the pooling windows tile the image: kernel == stride and no padding."""
+    return tuple(kernel) == tuple(stride) and tuple(padding) == (0, 0)
+
+
+def _blocks(x: np.ndarray, kernel: Pair) -> np.ndarray:
+    """x (N, C, H, W) as (N, C, OH, kh, OW, kw): block [:, :, i, :, j, :] is window (i, j). Rows and columns past
+    OH·kh, OW·kw (which no window reaches) are left out. A view when x is contiguous."""
+    (n, c, h, w), (kh, kw) = x.shape, kernel
+    oh, ow = h // kh, w // kw
+    return x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
+
+
+def max_pool_tiles(x: np.ndarray, kernel: Pair) -> np.ndarray:
+    """The maximum over each kh x kw tile of x (N, C, H, W): elementwise maximum of the kh·kw strided views.
+    NaN propagates (as argmax picks a NaN)."""
+    blocks = _blocks(x, kernel)
+    out = blocks[:, :, :, 0, :, 0].copy()
+    for p in range(kernel[0]):
+        for q in range(kernel[1]):
+            if p or q:
+                np.maximum(out, blocks[:, :, :, p, :, q], out=out)
+    return out
+
+
+def max_pool_tiles_backward(x: np.ndarray, out: np.ndarray, grad: np.ndarray, kernel: Pair) -> np.ndarray:
+    """dL/dx of :func:`max_pool_tiles`: each grad[n, c, i, j] goes to the first element of tile (i, j), in
+    row-major order, equal to the maximum ``out`` (a NaN counts as equal to a NaN maximum), zero elsewhere."""
+    blocks = _blocks(x, kernel)
+    dx = np.zeros(x.shape, dtype=grad.dtype)
+    d_blocks = _blocks(dx, kernel)
+    free = np.ones(out.shape, dtype=bool)       # no element of the tile took the gradient yet
+    has_nan = bool(np.isnan(out).any())
+    for p in range(kernel[0]):
+        for q in range(kernel[1]):
+            hit = blocks[:, :, :, p, :, q] == out
+            if has_nan:
+                hit |= np.isnan(blocks[:, :, :, p, :, q])
+            hit &= free
+            np.copyto(d_blocks[:, :, :, p, :, q], grad, where=hit)
+            free &= ~hit
+    return dx
