@@ -251,3 +251,47 @@ def maxpool2d(const uint64_t[:, :, :, ::1] x, int64_t kh, int64_t kw, int64_t sh
         s = mb_maxpool2d(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw,
                          out.shape[1], out.shape[2], &out[0, 0, 0, 0], nthreads)
     _check(s)
+
+
+# --- the float32 shift-GEMM of minibnn.fastconv (kernels/conv_float.c) --------------------------------------------
+cdef extern from *:
+    """
+    int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                          int64_t taps, float *out, int64_t rows);
+    """
+    int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                          int64_t taps, float *out, int64_t rows) nogil
+
+
+def shift_gemm_f32(const float[:, ::1] src, const float[:, :, ::1] w, const int64_t[::1] shift,
+                   float[:, ::1] out):
+    """out[r] = sum_t src[r + shift[t]] @ w[t] for every row r of out; returns False (out untouched) when the
+    kernel cannot run here (no AVX-512, or w.shape[2] not a multiple of 16). The caller checks the shapes:
+    src.shape[1] == w.shape[1], out.shape[1] == w.shape[2], len(shift) == w.shape[0], and every src row read
+    (r + shift[t] for r < len(out)) exists."""
+    cdef int s
+    with nogil:
+        s = mb_shift_gemm_f32(&src[0, 0], src.shape[1], &w[0, 0, 0], w.shape[2], &shift[0], w.shape[0],
+                              &out[0, 0], out.shape[0])
+    return s == 0
+
+
+cdef extern from *:
+    """
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, int64_t rows);
+    """
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, int64_t rows) nogil
+
+
+def shift_gemm_dw_f32(const float[:, ::1] src, const float[:, ::1] g, const int64_t[::1] shift, int64_t rows,
+                      float[:, :, ::1] dw):
+    """dw[t] = sum_{r < rows} src[r + shift[t]]ᵀ g[r] (dw zeroed first); False (dw untouched) when the kernel
+    cannot run here. The caller checks: dw is (len(shift), src.shape[1], g.shape[1]), rows <= len(g), and
+    rows + max(shift) <= len(src)."""
+    cdef int s
+    with nogil:
+        s = mb_shift_gemm_dw_f32(&src[0, 0], src.shape[1], &g[0, 0], g.shape[1], &shift[0], shift.shape[0],
+                                 &dw[0, 0, 0], rows)
+    return s == 0

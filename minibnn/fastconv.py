@@ -42,10 +42,16 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+try:    # the compiled shift-GEMM (kernels/conv_float.c, AVX-512); without it, or for float64, NumPy's matmul
+    from ._xnor import shift_gemm_dw_f32 as _c_dw, shift_gemm_f32 as _c_products
+except ImportError:
+    _c_products = _c_dw = None
+
 __all__ = ["shift_gemm_applies", "ShiftConv", "tiles_pool", "max_pool_tiles", "max_pool_tiles_backward"]
 
 Pair = Tuple[int, int]
 
+USE_COMPILED = True  # False: NumPy only (the tests compare both)
 MIN_CHANNELS = 8     # below this, a GEMM with inner dimension C is too thin: im2col's C·kh·kw is better
 CHUNK_ROWS = 4096    # rows per chunk of the shifted products (the accumulator, CHUNK_ROWS x O, stays in cache)
 
@@ -60,8 +66,16 @@ def shift_gemm_applies(x_shape: Tuple[int, ...], w_shape: Tuple[int, ...], strid
             and w_shape[2] * w_shape[3] > 1)
 
 
-def _shifted_products(src: np.ndarray, mats, shifts, out: np.ndarray) -> np.ndarray:
-    """out[r] = Σ_k src[r + shifts[k]] @ mats[k] for every row r of ``out``, chunk by chunk."""
+def _compiled(*arrays: np.ndarray) -> bool:
+    """True when the compiled kernels may run on these arrays (float32; they return False themselves when the
+    CPU lacks AVX-512 or the column count is not a multiple of 16)."""
+    return USE_COMPILED and _c_products is not None and all(a.dtype == np.float32 for a in arrays)
+
+
+def _shifted_products(src: np.ndarray, mats: np.ndarray, shifts, out: np.ndarray) -> np.ndarray:
+    """out[r] = Σ_k src[r + shifts[k]] @ mats[k] for every row r of ``out`` (mats (T, K, N)), chunk by chunk."""
+    if _compiled(src, mats) and _c_products(src, mats, np.asarray(shifts, np.int64), out):
+        return out
     rows = len(out)
     scratch = np.empty((min(CHUNK_ROWS, rows), out.shape[1]), dtype=out.dtype)
     for a in range(0, rows, CHUNK_ROWS):
@@ -95,8 +109,8 @@ class ShiftConv:
         self.xf = np.ascontiguousarray(xp.transpose(0, 2, 3, 1)).reshape(n * hp * wp, c)
 
     def _taps(self, w: np.ndarray):
-        """W_pq = W[:, :, p, q]ᵀ (C, O) for the taps in row-major (p, q) order."""
-        return [np.ascontiguousarray(w[:, :, p, q].T) for p in range(self.kernel[0]) for q in range(self.kernel[1])]
+        """W_pq = W[:, :, p, q]ᵀ (C, O) for the taps in row-major (p, q) order: (kh·kw, C, O)."""
+        return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(-1, w.shape[1], w.shape[0])
 
     def forward(self, w: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
         (n, _, hp, wp), (oh, ow), o = self.shape, self.out_size, len(w)
@@ -114,17 +128,24 @@ class ShiftConv:
         gb[smax:].reshape(n, hp, wp, o)[:, :oh, :ow, :] = grad.transpose(0, 2, 3, 1)
         dw = dxp = None
         if need_dw:
-            g_rows = gb[smax:smax + self.rows]
-            dw = np.empty((kh * kw, c, o), dtype=grad.dtype)
-            for k, s in enumerate(self.shifts):
-                np.matmul(self.xf[s:s + self.rows].T, g_rows, out=dw[k])
+            dw = self._tap_gradients(gb[smax:])
             dw = np.ascontiguousarray(dw.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
         if need_dx:
-            w_t = [np.ascontiguousarray(m.T) for m in self._taps(w)]  # W_pqᵀ (O, C)
+            w_t = np.ascontiguousarray(self._taps(w).transpose(0, 2, 1))   # W_pqᵀ (O, C)
             dx_rows = np.empty((n * hp * wp, c), dtype=grad.dtype)
             _shifted_products(gb, w_t, [smax - s for s in self.shifts], dx_rows)
             dxp = dx_rows.reshape(n, hp, wp, c).transpose(0, 3, 1, 2)
         return dxp, dw
+
+    def _tap_gradients(self, g_rows: np.ndarray) -> np.ndarray:
+        """dW_pq = xf[s_pq : s_pq + L]ᵀ @ g_rows[:L] for every tap: (kh·kw, C, O)."""
+        taps, rows = len(self.shifts), self.rows
+        dw = np.empty((taps, self.xf.shape[1], g_rows.shape[1]), dtype=g_rows.dtype)
+        if _compiled(self.xf, g_rows) and _c_dw(self.xf, g_rows, np.asarray(self.shifts, np.int64), rows, dw):
+            return dw
+        for k, s in enumerate(self.shifts):
+            np.matmul(self.xf[s:s + rows].T, g_rows[:rows], out=dw[k])
+        return dw
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+/* conv_float.c -- the float32 "shift-GEMM" of minibnn.fastconv: a sum of shifted matrix products.
+ *
+ *     out[r, j] = sum_t sum_k src[(r + shift[t]) * k_dim + k] * w[(t * k_dim + k) * n + j]
+ *
+ * for rows r < rows, columns j < n (n a multiple of 16), taps t < taps. A stride-1 convolution of padded
+ * channels-last images flattened to rows is exactly this (minibnn/fastconv.py explains the row arithmetic), and
+ * so is its input gradient (the transposed convolution). One pass, no im2col: a register tile of MB_ROWS rows x
+ * 32 columns accumulates over every tap and every k, then is stored once.
+ *
+ * AVX-512F only (chosen per function with a target attribute, as in the other kernels, and dispatched at run
+ * time); mb_shift_gemm_f32 returns 1 when it cannot run here (no AVX-512, another compiler), and the caller then
+ * uses NumPy. Single-threaded: the caller's thread policy decides.
+ */
+#include <stdint.h>
+#include <stddef.h>
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define MB_SHIFT_GEMM_AVX512 1
+#endif
+
+#define MB_ROWS 8   /* rows per register tile: 8 rows x 2 vectors = 16 accumulators */
+
+#ifdef MB_SHIFT_GEMM_AVX512
+__attribute__((target("avx512f")))
+static void tile_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                        int64_t taps, float *out, int64_t r0, int64_t nr, int64_t j0, int two)
+{
+    __m512 acc[MB_ROWS][2];
+    for (int i = 0; i < MB_ROWS; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        const float *a = src + (r0 + shift[t]) * k_dim;
+        const float *b = w + t * k_dim * n + j0;
+        if (nr == MB_ROWS && two) {
+            for (int64_t k = 0; k < k_dim; k++, b += n) {
+                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+                for (int i = 0; i < MB_ROWS; i++) {
+                    __m512 x = _mm512_set1_ps(a[i * k_dim + k]);
+                    acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                    acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+                }
+            }
+        } else {
+            for (int64_t k = 0; k < k_dim; k++, b += n) {
+                __m512 b0 = _mm512_loadu_ps(b), b1 = two ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
+                for (int i = 0; i < nr; i++) {
+                    __m512 x = _mm512_set1_ps(a[i * k_dim + k]);
+                    acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                    acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nr; i++) {
+        _mm512_storeu_ps(out + (r0 + i) * n + j0, acc[i][0]);
+        if (two)
+            _mm512_storeu_ps(out + (r0 + i) * n + j0 + 16, acc[i][1]);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void shift_gemm_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                              int64_t taps, float *out, int64_t rows)
+{
+    /* rows in blocks of 256 so that the source rows (and the 32-column panel of w) stay in cache across the
+     * column blocks */
+    for (int64_t rb = 0; rb < rows; rb += 256) {
+        int64_t re = rb + 256 < rows ? rb + 256 : rows;
+        for (int64_t j0 = 0; j0 < n; j0 += 32) {
+            int two = j0 + 32 <= n;
+            for (int64_t r0 = rb; r0 < re; r0 += MB_ROWS) {
+                int64_t nr = re - r0 < MB_ROWS ? re - r0 : MB_ROWS;
+                tile_avx512(src, k_dim, w, n, shift, taps, out, r0, nr, j0, two);
+            }
+        }
+    }
+}
+
+/* dW: dw[t, c, j] += sum_{r in [r0, r1)} src[(r + shift[t]) * k_dim + c] * g[r * n + j], for c in [c0, c0 + nc),
+ * j in [j0, j0 + 16 or 32) -- the same register tile with the roles of rows and the inner index swapped. */
+__attribute__((target("avx512f")))
+static void dw_tile_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
+                           float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t nc, int64_t j0, int two)
+{
+    __m512 acc[MB_ROWS][2];
+    for (int i = 0; i < MB_ROWS; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    const float *b = g + r0 * n + j0;
+    const float *a = src + (r0 + shift) * k_dim + c0;
+    if (nc == MB_ROWS && two) {
+        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+            for (int i = 0; i < MB_ROWS; i++) {
+                __m512 x = _mm512_set1_ps(a[i]);
+                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+            }
+        }
+    } else {
+        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = two ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
+            for (int i = 0; i < nc; i++) {
+                __m512 x = _mm512_set1_ps(a[i]);
+                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+            }
+        }
+    }
+    for (int i = 0; i < nc; i++) {
+        float *d = dw + (c0 + i) * n + j0;
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[i][0]));
+        if (two)
+            _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), acc[i][1]));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void shift_gemm_dw_avx512(const float *src, int64_t k_dim, const float *g, int64_t n,
+                                 const int64_t *shift, int64_t taps, float *dw, int64_t rows)
+{
+    for (int64_t i = 0; i < taps * k_dim * n; i++)
+        dw[i] = 0.0f;
+    /* rows in blocks of 512 so that the block of g and of src stays in cache across taps and tiles */
+    for (int64_t rb = 0; rb < rows; rb += 512) {
+        int64_t re = rb + 512 < rows ? rb + 512 : rows;
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t c0 = 0; c0 < k_dim; c0 += MB_ROWS)
+                for (int64_t j0 = 0; j0 < n; j0 += 32)
+                    dw_tile_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0,
+                                   k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
+    }
+}
+#endif
+
+/* out (rows, n) <- sum_t src[r + shift[t]] @ w[t]; src (>= rows + max shift, k_dim), w (taps, k_dim, n), all
+ * C-contiguous float32, n % 16 == 0. Returns 0 on success, 1 when this build or CPU cannot run it. */
+int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                      int64_t taps, float *out, int64_t rows)
+{
+#ifdef MB_SHIFT_GEMM_AVX512
+    if (n % 16 != 0 || !__builtin_cpu_supports("avx512f"))
+        return 1;
+    shift_gemm_avx512(src, k_dim, w, n, shift, taps, out, rows);
+    return 0;
+#else
+    (void)src; (void)k_dim; (void)w; (void)n; (void)shift; (void)taps; (void)out; (void)rows;
+    return 1;
+#endif
+}
+
+/* dw (taps, k_dim, n) <- sum_{r < rows} src[r + shift[t]]^T g[r] per tap t; src (>= rows + max shift, k_dim),
+ * g (>= rows, n), C-contiguous float32, n % 16 == 0. Returns 0 on success, 1 when it cannot run here. */
+int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                         int64_t taps, float *dw, int64_t rows)
+{
+#ifdef MB_SHIFT_GEMM_AVX512
+    if (n % 16 != 0 || !__builtin_cpu_supports("avx512f"))
+        return 1;
+    shift_gemm_dw_avx512(src, k_dim, g, n, shift, taps, dw, rows);
+    return 0;
+#else
+    (void)src; (void)k_dim; (void)g; (void)n; (void)shift; (void)taps; (void)dw; (void)rows;
+    return 1;
+#endif
+}
