@@ -22,11 +22,14 @@
 #define MB_ROWS 8   /* rows per register tile: 8 rows x 2 vectors = 16 accumulators */
 
 #ifdef MB_SHIFT_GEMM_AVX512
+/* The full tile: MB_ROWS rows x 32 columns, every index a compile-time constant after unrolling so that the 16
+ * accumulators live in registers. */
 __attribute__((target("avx512f")))
-static void tile_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
-                        int64_t taps, float *out, int64_t r0, int64_t nr, int64_t j0, int two)
+static void tile_full_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                             int64_t taps, float *out, int64_t r0, int64_t j0)
 {
     __m512 acc[MB_ROWS][2];
+#pragma GCC unroll 8
     for (int i = 0; i < MB_ROWS; i++) {
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
@@ -34,30 +37,43 @@ static void tile_avx512(const float *src, int64_t k_dim, const float *w, int64_t
     for (int64_t t = 0; t < taps; t++) {
         const float *a = src + (r0 + shift[t]) * k_dim;
         const float *b = w + t * k_dim * n + j0;
-        if (nr == MB_ROWS && two) {
-            for (int64_t k = 0; k < k_dim; k++, b += n) {
-                __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-                for (int i = 0; i < MB_ROWS; i++) {
-                    __m512 x = _mm512_set1_ps(a[i * k_dim + k]);
-                    acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-                }
-            }
-        } else {
-            for (int64_t k = 0; k < k_dim; k++, b += n) {
-                __m512 b0 = _mm512_loadu_ps(b), b1 = two ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
-                for (int i = 0; i < nr; i++) {
-                    __m512 x = _mm512_set1_ps(a[i * k_dim + k]);
-                    acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-                }
+        for (int64_t k = 0; k < k_dim; k++, a++, b += n) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < MB_ROWS; i++) {
+                __m512 x = _mm512_set1_ps(a[i * k_dim]);
+                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
             }
         }
     }
-    for (int i = 0; i < nr; i++) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MB_ROWS; i++) {
         _mm512_storeu_ps(out + (r0 + i) * n + j0, acc[i][0]);
+        _mm512_storeu_ps(out + (r0 + i) * n + j0 + 16, acc[i][1]);
+    }
+}
+
+/* A partial tile: nr <= MB_ROWS rows, 32 columns (two) or 16; one row at a time (the edges only). */
+__attribute__((target("avx512f")))
+static void tile_any_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                            int64_t taps, float *out, int64_t r0, int64_t nr, int64_t j0, int two)
+{
+    for (int64_t i = 0; i < nr; i++) {
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        for (int64_t t = 0; t < taps; t++) {
+            const float *a = src + (r0 + i + shift[t]) * k_dim;
+            const float *b = w + t * k_dim * n + j0;
+            for (int64_t k = 0; k < k_dim; k++, b += n) {
+                __m512 x = _mm512_set1_ps(a[k]);
+                acc0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b), acc0);
+                if (two)
+                    acc1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b + 16), acc1);
+            }
+        }
+        _mm512_storeu_ps(out + (r0 + i) * n + j0, acc0);
         if (two)
-            _mm512_storeu_ps(out + (r0 + i) * n + j0 + 16, acc[i][1]);
+            _mm512_storeu_ps(out + (r0 + i) * n + j0 + 16, acc1);
     }
 }
 
@@ -72,50 +88,66 @@ static void shift_gemm_avx512(const float *src, int64_t k_dim, const float *w, i
         for (int64_t j0 = 0; j0 < n; j0 += 32) {
             int two = j0 + 32 <= n;
             for (int64_t r0 = rb; r0 < re; r0 += MB_ROWS) {
-                int64_t nr = re - r0 < MB_ROWS ? re - r0 : MB_ROWS;
-                tile_avx512(src, k_dim, w, n, shift, taps, out, r0, nr, j0, two);
+                if (two && r0 + MB_ROWS <= re)
+                    tile_full_avx512(src, k_dim, w, n, shift, taps, out, r0, j0);
+                else
+                    tile_any_avx512(src, k_dim, w, n, shift, taps, out, r0,
+                                    re - r0 < MB_ROWS ? re - r0 : MB_ROWS, j0, two);
             }
         }
     }
 }
 
-/* dW: dw[t, c, j] += sum_{r in [r0, r1)} src[(r + shift[t]) * k_dim + c] * g[r * n + j], for c in [c0, c0 + nc),
- * j in [j0, j0 + 16 or 32) -- the same register tile with the roles of rows and the inner index swapped. */
+/* dW: dw[t, c, j] += sum_{r in [r0, r1)} src[(r + shift) * k_dim + c] * g[r * n + j] for MB_ROWS channels c
+ * from c0 and 32 columns j from j0 -- the register tile of the products with rows and inner index swapped. */
 __attribute__((target("avx512f")))
-static void dw_tile_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
-                           float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t nc, int64_t j0, int two)
+static void dw_tile_full_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
+                                float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t j0)
 {
     __m512 acc[MB_ROWS][2];
+#pragma GCC unroll 8
     for (int i = 0; i < MB_ROWS; i++) {
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
     }
     const float *b = g + r0 * n + j0;
     const float *a = src + (r0 + shift) * k_dim + c0;
-    if (nc == MB_ROWS && two) {
-        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-            for (int i = 0; i < MB_ROWS; i++) {
-                __m512 x = _mm512_set1_ps(a[i]);
-                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-            }
-        }
-    } else {
-        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = two ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
-            for (int i = 0; i < nc; i++) {
-                __m512 x = _mm512_set1_ps(a[i]);
-                acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-            }
+    for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MB_ROWS; i++) {
+            __m512 x = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
         }
     }
-    for (int i = 0; i < nc; i++) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MB_ROWS; i++) {
         float *d = dw + (c0 + i) * n + j0;
         _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[i][0]));
+        _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), acc[i][1]));
+    }
+}
+
+/* A partial dW tile: nc <= MB_ROWS channels, 32 columns (two) or 16; one channel at a time (the edges only). */
+__attribute__((target("avx512f")))
+static void dw_tile_any_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
+                               float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t nc, int64_t j0, int two)
+{
+    for (int64_t i = 0; i < nc; i++) {
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        const float *b = g + r0 * n + j0;
+        const float *a = src + (r0 + shift) * k_dim + c0 + i;
+        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
+            __m512 x = _mm512_set1_ps(*a);
+            acc0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b), acc0);
+            if (two)
+                acc1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b + 16), acc1);
+        }
+        float *d = dw + (c0 + i) * n + j0;
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc0));
         if (two)
-            _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), acc[i][1]));
+            _mm512_storeu_ps(d + 16, _mm512_add_ps(_mm512_loadu_ps(d + 16), acc1));
     }
 }
 
@@ -130,9 +162,13 @@ static void shift_gemm_dw_avx512(const float *src, int64_t k_dim, const float *g
         int64_t re = rb + 512 < rows ? rb + 512 : rows;
         for (int64_t t = 0; t < taps; t++)
             for (int64_t c0 = 0; c0 < k_dim; c0 += MB_ROWS)
-                for (int64_t j0 = 0; j0 < n; j0 += 32)
-                    dw_tile_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0,
-                                   k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
+                for (int64_t j0 = 0; j0 < n; j0 += 32) {
+                    if (c0 + MB_ROWS <= k_dim && j0 + 32 <= n)
+                        dw_tile_full_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0, j0);
+                    else
+                        dw_tile_any_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0,
+                                           k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
+                }
     }
 }
 #endif
