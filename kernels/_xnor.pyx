@@ -257,41 +257,35 @@ def maxpool2d(const uint64_t[:, :, :, ::1] x, int64_t kh, int64_t kw, int64_t sh
 cdef extern from *:
     """
     int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
-                          int64_t taps, float *out, int64_t rows);
+                          int64_t taps, float *out, const int64_t *rows);
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, const int64_t *rows);
     """
     int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
-                          int64_t taps, float *out, int64_t rows) nogil
+                          int64_t taps, float *out, const int64_t *rows) nogil
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, const int64_t *rows) nogil
 
 
 def shift_gemm_f32(const float[:, ::1] src, const float[:, :, ::1] w, const int64_t[::1] shift,
-                   float[:, ::1] out):
-    """out[r] = sum_t src[r + shift[t]] @ w[t] for every row r of out; returns False (out untouched) when the
-    kernel cannot run here (no AVX-512, or w.shape[2] not a multiple of 16). The caller checks the shapes:
-    src.shape[1] == w.shape[1], out.shape[1] == w.shape[2], len(shift) == w.shape[0], and every src row read
-    (r + shift[t] for r < len(out)) exists."""
+                   float[:, ::1] out, const int64_t[::1] rows):
+    """out[r] = sum_t src[r + shift[t]] @ w[t] for the rows r of the row set ``rows`` = (offset, img_stride,
+    runs, run_stride, run_len, images): r = offset + i·img_stride + y·run_stride + x, y < runs, x < run_len.
+    False (out untouched) when the kernel cannot run here (no AVX-512, or w.shape[2] not a multiple of 16).
+    minibnn.fastconv checks the shapes and that every row read or written exists."""
     cdef int s
     with nogil:
         s = mb_shift_gemm_f32(&src[0, 0], src.shape[1], &w[0, 0, 0], w.shape[2], &shift[0], w.shape[0],
-                              &out[0, 0], out.shape[0])
+                              &out[0, 0], &rows[0])
     return s == 0
 
 
-cdef extern from *:
-    """
-    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
-                             int64_t taps, float *dw, int64_t rows);
-    """
-    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
-                             int64_t taps, float *dw, int64_t rows) nogil
-
-
-def shift_gemm_dw_f32(const float[:, ::1] src, const float[:, ::1] g, const int64_t[::1] shift, int64_t rows,
-                      float[:, :, ::1] dw):
-    """dw[t] = sum_{r < rows} src[r + shift[t]]ᵀ g[r] (dw zeroed first); False (dw untouched) when the kernel
-    cannot run here. The caller checks: dw is (len(shift), src.shape[1], g.shape[1]), rows <= len(g), and
-    rows + max(shift) <= len(src)."""
+def shift_gemm_dw_f32(const float[:, ::1] src, const float[:, ::1] g, const int64_t[::1] shift,
+                      float[:, :, ::1] dw, const int64_t[::1] rows):
+    """dw[t] = sum_r src[r + shift[t]]ᵀ g[r] over the rows r of the row set (as in shift_gemm_f32); False (dw
+    untouched) when the kernel cannot run here. minibnn.fastconv checks the shapes."""
     cdef int s
     with nogil:
         s = mb_shift_gemm_dw_f32(&src[0, 0], src.shape[1], &g[0, 0], g.shape[1], &shift[0], shift.shape[0],
-                                 &dw[0, 0, 0], rows)
+                                 &dw[0, 0, 0], &rows[0])
     return s == 0

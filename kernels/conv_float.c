@@ -2,7 +2,10 @@
  *
  *     out[r, j] = sum_t sum_k src[(r + shift[t]) * k_dim + k] * w[(t * k_dim + k) * n + j]
  *
- * for rows r < rows, columns j < n (n a multiple of 16), taps t < taps. A stride-1 convolution of padded
+ * for the rows r of a row set, columns j < n (n a multiple of 16), taps t < taps. A row set is a grid of
+ * contiguous runs: r = offset + img * img_stride + y * run_stride + x for y < runs, x < run_len (the output
+ * pixels of padded images flattened to rows: the rows between runs, which only the shifted layout creates, are
+ * skipped). A stride-1 convolution of padded
  * channels-last images flattened to rows is exactly this (minibnn/fastconv.py explains the row arithmetic), and
  * so is its input gradient (the transposed convolution). One pass, no im2col: a register tile of MB_ROWS rows x
  * 32 columns accumulates over every tap and every k, then is stored once.
@@ -20,6 +23,15 @@
 #endif
 
 #define MB_ROWS 8   /* rows per register tile: 8 rows x 2 vectors = 16 accumulators */
+
+typedef struct {
+    int64_t offset, img_stride, runs, run_stride, run_len, total_runs;   /* total_runs = images * runs */
+} mb_rowset_t;
+
+static inline int64_t run_start(const mb_rowset_t *set, int64_t q)
+{
+    return set->offset + (q / set->runs) * set->img_stride + (q % set->runs) * set->run_stride;
+}
 
 #ifdef MB_SHIFT_GEMM_AVX512
 /* The full tile: MB_ROWS rows x 32 columns, every index a compile-time constant after unrolling so that the 16
@@ -79,30 +91,29 @@ static void tile_any_avx512(const float *src, int64_t k_dim, const float *w, int
 
 __attribute__((target("avx512f")))
 static void shift_gemm_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
-                              int64_t taps, float *out, int64_t rows)
+                              int64_t taps, float *out, const mb_rowset_t *set)
 {
-    /* rows in blocks of 256 so that the source rows (and the 32-column panel of w) stay in cache across the
-     * column blocks */
-    for (int64_t rb = 0; rb < rows; rb += 256) {
-        int64_t re = rb + 256 < rows ? rb + 256 : rows;
+    for (int64_t q = 0; q < set->total_runs; q++) {
+        int64_t start = run_start(set, q), len = set->run_len;
         for (int64_t j0 = 0; j0 < n; j0 += 32) {
             int two = j0 + 32 <= n;
-            for (int64_t r0 = rb; r0 < re; r0 += MB_ROWS) {
-                if (two && r0 + MB_ROWS <= re)
-                    tile_full_avx512(src, k_dim, w, n, shift, taps, out, r0, j0);
+            for (int64_t x0 = 0; x0 < len; x0 += MB_ROWS) {
+                if (two && x0 + MB_ROWS <= len)
+                    tile_full_avx512(src, k_dim, w, n, shift, taps, out, start + x0, j0);
                 else
-                    tile_any_avx512(src, k_dim, w, n, shift, taps, out, r0,
-                                    re - r0 < MB_ROWS ? re - r0 : MB_ROWS, j0, two);
+                    tile_any_avx512(src, k_dim, w, n, shift, taps, out, start + x0,
+                                    len - x0 < MB_ROWS ? len - x0 : MB_ROWS, j0, two);
             }
         }
     }
 }
 
-/* dW: dw[t, c, j] += sum_{r in [r0, r1)} src[(r + shift) * k_dim + c] * g[r * n + j] for MB_ROWS channels c
- * from c0 and 32 columns j from j0 -- the register tile of the products with rows and inner index swapped. */
+/* dW: dw[t, c, j] += sum_r src[(r + shift) * k_dim + c] * g[r * n + j] over the rows r of runs [q0, q1), for
+ * MB_ROWS channels c from c0 and 32 columns j from j0 -- the register tile of the products with rows and inner
+ * index swapped. */
 __attribute__((target("avx512f")))
 static void dw_tile_full_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
-                                float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t j0)
+                                float *dw, const mb_rowset_t *set, int64_t q0, int64_t q1, int64_t c0, int64_t j0)
 {
     __m512 acc[MB_ROWS][2];
 #pragma GCC unroll 8
@@ -110,15 +121,18 @@ static void dw_tile_full_avx512(const float *src, int64_t k_dim, const float *g,
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
     }
-    const float *b = g + r0 * n + j0;
-    const float *a = src + (r0 + shift) * k_dim + c0;
-    for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    for (int64_t q = q0; q < q1; q++) {
+        int64_t r0 = run_start(set, q);
+        const float *b = g + r0 * n + j0;
+        const float *a = src + (r0 + shift) * k_dim + c0;
+        for (int64_t x = 0; x < set->run_len; x++, a += k_dim, b += n) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 8
-        for (int i = 0; i < MB_ROWS; i++) {
-            __m512 x = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+            for (int i = 0; i < MB_ROWS; i++) {
+                __m512 v = _mm512_set1_ps(a[i]);
+                acc[i][0] = _mm512_fmadd_ps(v, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(v, b1, acc[i][1]);
+            }
         }
     }
 #pragma GCC unroll 8
@@ -132,17 +146,21 @@ static void dw_tile_full_avx512(const float *src, int64_t k_dim, const float *g,
 /* A partial dW tile: nc <= MB_ROWS channels, 32 columns (two) or 16; one channel at a time (the edges only). */
 __attribute__((target("avx512f")))
 static void dw_tile_any_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, int64_t shift,
-                               float *dw, int64_t r0, int64_t r1, int64_t c0, int64_t nc, int64_t j0, int two)
+                               float *dw, const mb_rowset_t *set, int64_t q0, int64_t q1, int64_t c0, int64_t nc,
+                               int64_t j0, int two)
 {
     for (int64_t i = 0; i < nc; i++) {
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-        const float *b = g + r0 * n + j0;
-        const float *a = src + (r0 + shift) * k_dim + c0 + i;
-        for (int64_t r = r0; r < r1; r++, a += k_dim, b += n) {
-            __m512 x = _mm512_set1_ps(*a);
-            acc0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b), acc0);
-            if (two)
-                acc1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b + 16), acc1);
+        for (int64_t q = q0; q < q1; q++) {
+            int64_t r0 = run_start(set, q);
+            const float *b = g + r0 * n + j0;
+            const float *a = src + (r0 + shift) * k_dim + c0 + i;
+            for (int64_t x = 0; x < set->run_len; x++, a += k_dim, b += n) {
+                __m512 v = _mm512_set1_ps(*a);
+                acc0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(b), acc0);
+                if (two)
+                    acc1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(b + 16), acc1);
+            }
         }
         float *d = dw + (c0 + i) * n + j0;
         _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc0));
@@ -153,35 +171,51 @@ static void dw_tile_any_avx512(const float *src, int64_t k_dim, const float *g, 
 
 __attribute__((target("avx512f")))
 static void shift_gemm_dw_avx512(const float *src, int64_t k_dim, const float *g, int64_t n,
-                                 const int64_t *shift, int64_t taps, float *dw, int64_t rows)
+                                 const int64_t *shift, int64_t taps, float *dw, const mb_rowset_t *set)
 {
     for (int64_t i = 0; i < taps * k_dim * n; i++)
         dw[i] = 0.0f;
-    /* rows in blocks of 512 so that the block of g and of src stays in cache across taps and tiles */
-    for (int64_t rb = 0; rb < rows; rb += 512) {
-        int64_t re = rb + 512 < rows ? rb + 512 : rows;
+    /* runs in blocks of about 512 rows so that the block of g and of src stays in cache across taps and tiles */
+    int64_t per_block = set->run_len >= 512 ? 1 : 512 / set->run_len;
+    for (int64_t q0 = 0; q0 < set->total_runs; q0 += per_block) {
+        int64_t q1 = q0 + per_block < set->total_runs ? q0 + per_block : set->total_runs;
         for (int64_t t = 0; t < taps; t++)
             for (int64_t c0 = 0; c0 < k_dim; c0 += MB_ROWS)
                 for (int64_t j0 = 0; j0 < n; j0 += 32) {
                     if (c0 + MB_ROWS <= k_dim && j0 + 32 <= n)
-                        dw_tile_full_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0, j0);
+                        dw_tile_full_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0, j0);
                     else
-                        dw_tile_any_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, rb, re, c0,
+                        dw_tile_any_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0,
                                            k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
                 }
     }
 }
 #endif
 
-/* out (rows, n) <- sum_t src[r + shift[t]] @ w[t]; src (>= rows + max shift, k_dim), w (taps, k_dim, n), all
- * C-contiguous float32, n % 16 == 0. Returns 0 on success, 1 when this build or CPU cannot run it. */
+/* The row set of the public functions: `rows` = {offset, img_stride, runs, run_stride, run_len, images}. */
+static int rowset(const int64_t *rows, mb_rowset_t *set)
+{
+    set->offset = rows[0];
+    set->img_stride = rows[1];
+    set->runs = rows[2];
+    set->run_stride = rows[3];
+    set->run_len = rows[4];
+    set->total_runs = rows[5] * rows[2];
+    return set->runs > 0 && set->run_len > 0 && rows[5] > 0;
+}
+
+/* out[r] <- sum_t src[r + shift[t]] @ w[t] for the rows r of the row set (other rows untouched); src, w (taps,
+ * k_dim, n) and out C-contiguous float32, n % 16 == 0, every row read and written in bounds (the caller checks).
+ * Returns 0 on success, 1 when this build or CPU cannot run it. */
 int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
-                      int64_t taps, float *out, int64_t rows)
+                      int64_t taps, float *out, const int64_t *rows)
 {
 #ifdef MB_SHIFT_GEMM_AVX512
+    mb_rowset_t set;
     if (n % 16 != 0 || !__builtin_cpu_supports("avx512f"))
         return 1;
-    shift_gemm_avx512(src, k_dim, w, n, shift, taps, out, rows);
+    if (rowset(rows, &set))
+        shift_gemm_avx512(src, k_dim, w, n, shift, taps, out, &set);
     return 0;
 #else
     (void)src; (void)k_dim; (void)w; (void)n; (void)shift; (void)taps; (void)out; (void)rows;
@@ -189,15 +223,20 @@ int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n
 #endif
 }
 
-/* dw (taps, k_dim, n) <- sum_{r < rows} src[r + shift[t]]^T g[r] per tap t; src (>= rows + max shift, k_dim),
- * g (>= rows, n), C-contiguous float32, n % 16 == 0. Returns 0 on success, 1 when it cannot run here. */
+/* dw (taps, k_dim, n) <- sum_r src[r + shift[t]]^T g[r] over the rows r of the row set, per tap t; C-contiguous
+ * float32, n % 16 == 0, rows in bounds. Returns 0 on success, 1 when it cannot run here. */
 int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
-                         int64_t taps, float *dw, int64_t rows)
+                         int64_t taps, float *dw, const int64_t *rows)
 {
 #ifdef MB_SHIFT_GEMM_AVX512
+    mb_rowset_t set;
     if (n % 16 != 0 || !__builtin_cpu_supports("avx512f"))
         return 1;
-    shift_gemm_dw_avx512(src, k_dim, g, n, shift, taps, dw, rows);
+    if (rowset(rows, &set))
+        shift_gemm_dw_avx512(src, k_dim, g, n, shift, taps, dw, &set);
+    else
+        for (int64_t i = 0; i < taps * k_dim * n; i++)
+            dw[i] = 0.0f;
     return 0;
 #else
     (void)src; (void)k_dim; (void)g; (void)n; (void)shift; (void)taps; (void)dw; (void)rows;

@@ -72,10 +72,19 @@ def _compiled(*arrays: np.ndarray) -> bool:
     return USE_COMPILED and _c_products is not None and all(a.dtype == np.float32 for a in arrays)
 
 
-def _shifted_products(src: np.ndarray, mats: np.ndarray, shifts, out: np.ndarray) -> np.ndarray:
-    """out[r] = Σ_k src[r + shifts[k]] @ mats[k] for every row r of ``out`` (mats (T, K, N)), chunk by chunk."""
-    if _compiled(src, mats) and _c_products(src, mats, np.asarray(shifts, np.int64), out):
+def _row_set(n: int, hp: int, wp: int, top: int, left: int, h: int, w: int) -> np.ndarray:
+    """The rows of the pixels (top + y, left + x), y < h, x < w, of n padded images (Hp, Wp) flattened to rows,
+    as the compiled kernels take them: (offset, image stride, runs, run stride, run length, images)."""
+    return np.array([top * wp + left, hp * wp, h, wp, w, n], dtype=np.int64)
+
+
+def _shifted_products(src: np.ndarray, mats: np.ndarray, shifts, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """out[r] = Σ_k src[r + shifts[k]] @ mats[k] (mats (T, K, N)) for the rows r of the row set ``rows``
+    (compiled), or for every row of ``out`` whose reads exist (NumPy, chunk by chunk): the rows outside the set
+    are garbage either way."""
+    if _compiled(src, mats) and _c_products(src, mats, np.asarray(shifts, np.int64), out, rows):
         return out
+    out = out[:len(src) - max(shifts)]
     rows = len(out)
     scratch = np.empty((min(CHUNK_ROWS, rows), out.shape[1]), dtype=out.dtype)
     for a in range(0, rows, CHUNK_ROWS):
@@ -96,7 +105,9 @@ class ShiftConv:
         out = conv.forward(w, b)              # (N, O, OH, OW)
         dxp, dw = conv.backward(grad, w)      # dL/dxp (N, C, Hp, Wp) as a view, dL/dW (O, C, kh, kw)
 
-    ``backward(grad, w, need_dx=False)`` / ``need_dw=False`` skip a gradient (None in its place).
+    ``backward(grad, w, need_dx=False)`` / ``need_dw=False`` skip a gradient (None in its place);
+    ``interior=(top, left, h, w)`` returns dL/dxp only on that region (the unpadded input: the padding's
+    gradient is never computed).
     """
 
     def __init__(self, xp: np.ndarray, kernel: Pair):
@@ -107,6 +118,7 @@ class ShiftConv:
         self.shifts = [p * wp + q for p in range(kh) for q in range(kw)]
         self.rows = n * hp * wp - self.shifts[-1]        # output rows r whose every tap r + s_pq exists
         self.xf = np.ascontiguousarray(xp.transpose(0, 2, 3, 1)).reshape(n * hp * wp, c)
+        self.output_rows = _row_set(n, hp, wp, 0, 0, *self.out_size)   # the rows r that are output pixels
 
     def _taps(self, w: np.ndarray):
         """W_pq = W[:, :, p, q]ᵀ (C, O) for the taps in row-major (p, q) order: (kh·kw, C, O)."""
@@ -114,15 +126,17 @@ class ShiftConv:
 
     def forward(self, w: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
         (n, _, hp, wp), (oh, ow), o = self.shape, self.out_size, len(w)
-        out = np.empty((n * hp * wp, o), dtype=self.xf.dtype)     # rows past self.rows stay garbage
-        _shifted_products(self.xf, self._taps(w), self.shifts, out[:self.rows])
+        out = np.empty((n * hp * wp, o), dtype=self.xf.dtype)     # rows outside the output pixels: garbage
+        _shifted_products(self.xf, self._taps(w), self.shifts, out, self.output_rows)
         out = out.reshape(n, hp, wp, o)[:, :oh, :ow, :]
         if b is not None:
             out += b
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
-    def backward(self, grad: np.ndarray, w: np.ndarray, need_dx: bool = True, need_dw: bool = True):
+    def backward(self, grad: np.ndarray, w: np.ndarray, need_dx: bool = True, need_dw: bool = True,
+                 interior: Optional[Tuple[int, int, int, int]] = None):
         (n, c, hp, wp), (kh, kw), (oh, ow), o = self.shape, self.kernel, self.out_size, len(w)
+        top, left, h, wd = (0, 0, hp, wp) if interior is None else interior
         smax = self.shifts[-1]
         gb = np.zeros((smax + n * hp * wp, o), dtype=grad.dtype)      # smax zero rows, then G in the row layout
         gb[smax:].reshape(n, hp, wp, o)[:, :oh, :ow, :] = grad.transpose(0, 2, 3, 1)
@@ -133,15 +147,17 @@ class ShiftConv:
         if need_dx:
             w_t = np.ascontiguousarray(self._taps(w).transpose(0, 2, 1))   # W_pqᵀ (O, C)
             dx_rows = np.empty((n * hp * wp, c), dtype=grad.dtype)
-            _shifted_products(gb, w_t, [smax - s for s in self.shifts], dx_rows)
-            dxp = dx_rows.reshape(n, hp, wp, c).transpose(0, 3, 1, 2)
+            wanted = _row_set(n, hp, wp, top, left, h, wd)
+            _shifted_products(gb, w_t, [smax - s for s in self.shifts], dx_rows, wanted)
+            dxp = dx_rows.reshape(n, hp, wp, c)[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
         return dxp, dw
 
     def _tap_gradients(self, g_rows: np.ndarray) -> np.ndarray:
         """dW_pq = xf[s_pq : s_pq + L]ᵀ @ g_rows[:L] for every tap: (kh·kw, C, O)."""
         taps, rows = len(self.shifts), self.rows
         dw = np.empty((taps, self.xf.shape[1], g_rows.shape[1]), dtype=g_rows.dtype)
-        if _compiled(self.xf, g_rows) and _c_dw(self.xf, g_rows, np.asarray(self.shifts, np.int64), rows, dw):
+        shifts = np.asarray(self.shifts, np.int64)
+        if _compiled(self.xf, g_rows) and _c_dw(self.xf, g_rows, shifts, dw, self.output_rows):
             return dw
         for k, s in enumerate(self.shifts):
             np.matmul(self.xf[s:s + rows].T, g_rows[:rows], out=dw[k])

@@ -156,9 +156,8 @@ class Conv2dFn(Function):
 
     def backward(self, grad):
         if self.fast is not None:    # the same sums, faster (fastconv.py)
-            dxp, dw = self.fast.backward(grad, self.w, *self.needs_input_grad[:2])   # dL/d(x_pad), dL/dW
-            (ph, pw), (h, w) = self.padding, self.x_shape[2:]
-            dx = None if dxp is None else dxp[:, :, ph:ph + h, pw:pw + w]
+            interior = self.padding + self.x_shape[2:]      # where x lies in x_pad: (top, left, H, W)
+            dx, dw = self.fast.backward(grad, self.w, *self.needs_input_grad[:2], interior=interior)
             return (dx, dw, grad.sum(axis=(0, 2, 3))) if self.has_bias else (dx, dw)
         n, o, oh, ow = grad.shape
         g = grad.reshape(n, o, oh * ow)
