@@ -289,3 +289,21 @@ def shift_gemm_dw_f32(const float[:, ::1] src, const float[:, ::1] g, const int6
         s = mb_shift_gemm_dw_f32(&src[0, 0], src.shape[1], &g[0, 0], g.shape[1], &shift[0], shift.shape[0],
                                  &dw[0, 0, 0], &rows[0])
     return s == 0
+
+
+cdef extern from *:
+    """
+    void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float *grad, float *dx,
+                                       int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw);
+    """
+    void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float *grad, float *dx,
+                                       int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw) nogil
+
+
+def maxpool_tiles_backward_f32(const float[:, :, ::1] x, const float[:, :, ::1] out, const float[:, :, ::1] grad,
+                               float[:, :, ::1] dx, int64_t kh, int64_t kw):
+    """dx <- the gradient of the tiled max pooling (kernel == stride, no padding) of x (planes, h, w): grad
+    (planes, h // kh, w // kw) goes to the first maximum of each window. minibnn.fastconv checks the shapes."""
+    with nogil:
+        mb_maxpool_tiles_backward_f32(&x[0, 0, 0], &out[0, 0, 0], &grad[0, 0, 0], &dx[0, 0, 0], x.shape[0],
+                                      x.shape[1], x.shape[2], kh, kw)

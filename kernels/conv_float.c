@@ -243,3 +243,35 @@ int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_
     return 1;
 #endif
 }
+
+/* The backward of a max pooling whose kh x kw windows tile the image (kernel == stride, no padding), float32:
+ * dx[plane, i*kh + p, j*kw + q] = grad[plane, i, j] at the FIRST (p, q), in row-major order, where
+ * x == out[plane, i, j] (or, when that maximum is NaN, where x is NaN), 0 elsewhere -- argmax's tie rule.
+ * x and dx are (planes, h, w), out and grad (planes, oh, ow) with oh = h / kh, ow = w / kw; C-contiguous.
+ * Plain C: the work is one pass over x. */
+void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float *grad, float *dx, int64_t planes,
+                                   int64_t h, int64_t w, int64_t kh, int64_t kw)
+{
+    int64_t oh = h / kh, ow = w / kw;
+    for (int64_t i = 0; i < planes * h * w; i++)
+        dx[i] = 0.0f;
+    for (int64_t c = 0; c < planes; c++) {
+        const float *xc = x + c * h * w;
+        float *dc = dx + c * h * w;
+        for (int64_t i = 0; i < oh; i++)
+            for (int64_t j = 0; j < ow; j++) {
+                float m = out[(c * oh + i) * ow + j];
+                int nan = m != m, done = 0;
+                for (int64_t p = 0; p < kh && !done; p++)
+                    for (int64_t q = 0; q < kw; q++) {
+                        int64_t at = (i * kh + p) * w + j * kw + q;
+                        float v = xc[at];
+                        if (v == m || (nan && v != v)) {
+                            dc[at] = grad[(c * oh + i) * ow + j];
+                            done = 1;
+                            break;
+                        }
+                    }
+            }
+    }
+}

@@ -42,10 +42,11 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-try:    # the compiled shift-GEMM (kernels/conv_float.c, AVX-512); without it, or for float64, NumPy's matmul
+try:    # the compiled helpers (kernels/conv_float.c); without them, or for float64, the NumPy code below
+    from ._xnor import maxpool_tiles_backward_f32 as _c_pool_backward
     from ._xnor import shift_gemm_dw_f32 as _c_dw, shift_gemm_f32 as _c_products
 except ImportError:
-    _c_products = _c_dw = None
+    _c_products = _c_dw = _c_pool_backward = None
 
 __all__ = ["shift_gemm_applies", "ShiftConv", "tiles_pool", "max_pool_tiles", "max_pool_tiles_backward"]
 
@@ -195,6 +196,12 @@ def max_pool_tiles(x: np.ndarray, kernel: Pair) -> np.ndarray:
 def max_pool_tiles_backward(x: np.ndarray, out: np.ndarray, grad: np.ndarray, kernel: Pair) -> np.ndarray:
     """dL/dx of :func:`max_pool_tiles`: each grad[n, c, i, j] goes to the first element of tile (i, j), in
     row-major order, equal to the maximum ``out`` (a NaN counts as equal to a NaN maximum), zero elsewhere."""
+    if _compiled(x, out, grad) and _c_pool_backward is not None:
+        n, c, h, w = x.shape
+        dx = np.empty(x.shape, dtype=np.float32)
+        planes = lambda a: np.ascontiguousarray(a).reshape(n * c, a.shape[2], a.shape[3])   # noqa: E731
+        _c_pool_backward(planes(x), planes(out), planes(grad), dx.reshape(n * c, h, w), *kernel)
+        return dx
     blocks = _blocks(x, kernel)
     dx = np.zeros(x.shape, dtype=grad.dtype)
     d_blocks = _blocks(dx, kernel)

@@ -157,8 +157,9 @@ def run_pool(x, kernel, g):
 @settings(max_examples=40)
 @given(n=st.integers(1, 2), c=st.integers(1, 3), size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
        kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), levels=st.sampled_from([2, 3, 100]),
-       nan=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
-def test_tiled_max_pool_is_identical_to_the_general_path(n, c, size, kernel, levels, nan, dtype, seed):
+       nan=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), compiled=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_tiled_max_pool_is_identical_to_the_general_path(n, c, size, kernel, levels, nan, dtype, compiled, seed):
     size = (max(size[0], kernel[0]), max(size[1], kernel[1]))
     rng = np.random.default_rng(seed)
     x = rng.integers(0, levels, (n, c) + size).astype(dtype)        # few levels: many ties
@@ -167,8 +168,9 @@ def test_tiled_max_pool_is_identical_to_the_general_path(n, c, size, kernel, lev
     out_shape = (n, c, size[0] // kernel[0], size[1] // kernel[1])
     g = rng.standard_normal(out_shape).astype(dtype)
     assert fastconv.tiles_pool(kernel, kernel, (0, 0))
-    fast = run_pool(x, kernel, g)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fastconv, "USE_COMPILED", compiled)
+        fast = run_pool(x, kernel, g)
         mp.setattr(fastconv, "tiles_pool", lambda *a: False)
         general = run_pool(x, kernel, g)
     for got, want in zip(fast, general):
