@@ -5,7 +5,8 @@ Each op is one :class:`~minibnn.tensor.Function` subclass, named after the op wi
 derivative in the docstring; a lower-case function applies it to tensors and checks its arguments. Layers
 (:mod:`minibnn.layers`) are thin modules around these functions. The losses (``cross_entropy``, ``mse_loss``,
 ``squared_hinge_loss``) live in :mod:`minibnn.losses` and are re-exported here. Convolution and pooling read
-their windows with :mod:`minibnn.im2col`; ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
+their windows with :mod:`minibnn.im2col` (their commonest cases run faster, with the same results, in
+:mod:`minibnn.fastconv`); ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
 forward on the XNOR-popcount kernels (:mod:`minibnn.xnor.backend`), which binary layers do.
 
 Conventions:
@@ -135,6 +136,10 @@ class Conv2dFn(Function):
     ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.xnor.backend.xnor_conv2d`)
     when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0, with the same result; the im2col
     is then built only if W wants a gradient (the backward, always the float one above, needs it).
+
+    Stride 1 with at least 8 input channels (every 3x3 layer of a CNN but the first): the same sums by
+    shift-GEMM (:class:`minibnn.fastconv.ShiftConv`), which keeps x_pad channels-last instead of the columns
+    and needs no col2im; the results equal the im2col ones up to float32 rounding (summation order).
     """
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0, use_kernel=False):
@@ -142,7 +147,7 @@ class Conv2dFn(Function):
         out = backend.xnor_conv2d(x, w, b, stride, padding, pad_value) if use_kernel else None
         self.fast = None
         if fastconv.shift_gemm_applies(x.shape, w.shape, stride):    # the same sums, faster (fastconv.py)
-            if out is None or self.needs_input_grad[1]:
+            if out is None or self.needs_input_grad[1]:             # it keeps x_pad for dL/dW
                 self.fast = fastconv.ShiftConv(pad2d(x, padding, pad_value), w.shape[2:])
             return self.fast.forward(w, b) if out is None else out
         if out is None or self.needs_input_grad[1]:
@@ -215,7 +220,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
 # --------------------------------------------------------------------------------------------------------------
 class MaxPool2dFn(Function):
     """out[n, c, i, j] = max of the window under (i, j);  dL/dx = g routed to the window's maximum (to the first
-    one, in row-major order, when several elements tie), summed where windows overlap. Padding is -inf."""
+    one, in row-major order, when several elements tie), summed where windows overlap. Padding is -inf.
+
+    When the windows tile the image (kernel == stride, no padding), :func:`minibnn.fastconv.max_pool_tiles`
+    computes the same outputs and gradients without copying the windows."""
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
