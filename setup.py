@@ -12,7 +12,7 @@ from setuptools.command.build_ext import build_ext
 # is ever passed: a wheel built here runs on any x86-64. OpenMP is used when the compiler accepts it (a probe
 # below); otherwise the kernels run serially (e.g. Apple clang). The extension is optional: if it cannot be built,
 # minibnn.xnor falls back to NumPy. Set MINIBNN_REQUIRE_EXTENSION=1 to make a failed build an error instead.
-KERNEL_SOURCES = ["kernels/_xnor.pyx", "kernels/cpu.c", "kernels/pack.c", "kernels/gemm.c",
+KERNEL_SOURCES = ["kernels/_xnor.pyx", "kernels/cpu.c", "kernels/pack.c", "kernels/gemm.c", "kernels/bench.c",
                   "kernels/ukernel_scalar.c", "kernels/ukernel_avx2.c", "kernels/ukernel_avx512.c",
                   "kernels/ukernel_neon.c", "kernels/conv_float.c"]
 OPENMP_PROBE = textwrap.dedent("""
@@ -65,7 +65,8 @@ def kernel_extensions():
         print("minibnn: Cython is not installed; building without the compiled kernels", file=sys.stderr)
         return []
     ext = Extension("minibnn._xnor", sources=KERNEL_SOURCES, include_dirs=["kernels"],
-                    depends=[os.path.join("kernels", f) for f in ("mb_kernels.h", "mb_internal.h", "mb_epilogue.h")],
+                    depends=[os.path.join("kernels", f)
+                             for f in ("mb_kernels.h", "mb_internal.h", "mb_epilogue.h", "mb_bench.h")],
                     optional=not os.environ.get("MINIBNN_REQUIRE_EXTENSION"))
     return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True)
 
@@ -82,10 +83,13 @@ setup(
                   "minibnn.course": ["lessons/[0-9][0-9]_*.py", "lessons/README.md"]},
     install_requires=["numpy>=2.0", "scipy>=1.9", "tqdm>=4.60", "threadpoolctl>=3.0"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14", "nbclient>=0.7", "ipykernel>=6"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5", "jupytext>=1.14", "nbclient>=0.7", "ipykernel>=6",
+                 "dask[distributed]>=2023.1"],
         "plot": ["matplotlib>=3.5"],
-        "docs": ["sphinx>=7.2", "furo>=2024.1", "myst-nb>=1.1", "jupytext>=1.14", "ipykernel>=6", "matplotlib>=3.5", "sphinx-mathjax-offline>=0.0.2"],
+        "cluster": ["dask[distributed]>=2023.1"],
         "course": ["matplotlib>=3.5", "jupytext>=1.14", "nbclient>=0.7", "ipykernel>=6", "jupyterlab>=4"],
+        "docs": ["sphinx>=7.2", "furo>=2024.1", "myst-nb>=1.1", "jupytext>=1.14", "ipykernel>=6", "matplotlib>=3.5",
+                 "sphinx-mathjax-offline>=0.0.2"],
     },
     entry_points={"console_scripts": ["minibnn=minibnn.cli:main"]},
     ext_modules=kernel_extensions(),

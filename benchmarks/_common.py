@@ -21,8 +21,7 @@ def threads_from_argv(argv) -> int:
 
 
 THREADS = threads_from_argv(sys.argv)
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+os.environ["MINIBNN_NUM_THREADS"] = str(THREADS)   # minibnn's one knob: its kernels and NumPy's BLAS
 
 import argparse  # noqa: E402
 import time  # noqa: E402
@@ -30,6 +29,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+import minibnn  # noqa: E402
 from minibnn import xnor  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def setup(doc: str, quick_help: str):
     parser.add_argument("--quick", action="store_true", help=quick_help)
     args = parser.parse_args()
     assert args.threads == THREADS
-    xnor.set_num_threads(args.threads)
+    minibnn.set_num_threads(args.threads)     # the kernels' and BLAS's threads: minibnn's one knob
     return args, print_machine(args.threads)
 
 

@@ -4,7 +4,7 @@ Times three things a new user runs, each in a fresh Python process:
 
 * ``demo``: the training of ``minibnn demo --no-progress`` (``minibnn.cli.main``, timed in the child);
 * ``quickstart``: the README's quick start, copied below (data, model, ``fit`` for 10 epochs, ``evaluate``);
-* ``tutorial03``: ``tutorials/03_binary_mlp.py`` run whole (``runpy``; minibnn imported before the clock starts).
+* ``tutorial03``: ``minibnn/course/lessons/03_binary_mlp.py`` run whole (``runpy``; minibnn imported before the clock starts).
 
 each on a quiet machine and with one CPU-bound neighbour (a Python busy loop in a subprocess pinned to one core,
 started before and killed after each run), under two environments:
@@ -32,28 +32,17 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-# The README's quick start, verbatim (README.md, "Quick start").
-QUICK_START = """\
-import numpy as np
-from minibnn import manual_seed, Tensor
-from minibnn.data import ArrayDataset, DataLoader, load_digits
-from minibnn.layers import BatchNorm1d, Hardtanh, Linear
-from minibnn.quantized import BinaryLinear
-from minibnn.module import Sequential
-from minibnn.losses import CrossEntropyLoss
-from minibnn.optim import Adam
-from minibnn.training import fit, evaluate
 
-manual_seed(0)
-x, y = load_digits("train", flatten=True)
-xt, yt = load_digits("test", flatten=True)
-model = Sequential(Linear(64, 256), BatchNorm1d(256),
-                   BinaryLinear(256, 256), BatchNorm1d(256), Hardtanh(),
-                   Linear(256, 10))
-opt = Adam(model.parameters(), lr=1e-3)
-fit(model, DataLoader(ArrayDataset(x, y), batch_size=32, shuffle=True, seed=0), CrossEntropyLoss(), opt, epochs=10)
-print(evaluate(model, DataLoader(ArrayDataset(xt, yt), batch_size=256), CrossEntropyLoss()))
-"""
+
+def readme_quick_start() -> str:
+    """The README's quick start, read from README.md (its first python block after "## Quick start")."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Quick start"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+QUICK_START = readme_quick_start()
 
 # Each child imports minibnn first, then times the workload and prints "SECONDS <t>" as its last line.
 CHILD = {
@@ -66,7 +55,7 @@ minibnn.cli.main(["demo", "--no-progress"])
     "tutorial03": f"""\
 import runpy, minibnn
 t = time.perf_counter()
-runpy.run_path({os.path.join(ROOT, 'tutorials', '03_binary_mlp.py')!r}, run_name="__main__")
+runpy.run_path({os.path.join(ROOT, 'minibnn', 'course', 'lessons', '03_binary_mlp.py')!r}, run_name="__main__")
 """,
 }
 WORKLOADS = tuple(CHILD)

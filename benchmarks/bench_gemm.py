@@ -1,6 +1,8 @@
 """Binary GEMM vs NumPy float32 matmul on the same ±1 data, measured in one run.
 
     python benchmarks/bench_gemm.py [--threads N] [--quick]
+    python benchmarks/bench_gemm.py --crossover
+
 
 Prints the CPU features, the kernel path chosen, the core clock measured by a chain of dependent multiplies,
 then per shape: NumPy float32 matmul, and for every compiled path the binary GEMM with weights packed once:
@@ -9,6 +11,10 @@ with the float32 activations handed to the GEMM, which packs them block by block
 ``xnor.gemm(a_float32, b_packed, k)``). Figures: milliseconds (best of several runs), binary
 multiply-accumulates per cycle per core (of the GEMM alone), and the speed-ups over NumPy with the same number
 of threads.
+
+``--crossover`` instead times the GEMM and the convolution on 1 and 2 threads over a range of sizes (the
+kernels' bar for several threads lifted), on every compiled path: where 2 threads start to win is the
+``MB_PARALLEL_MIN_MACS`` of kernels/mb_internal.h.
 """
 from __future__ import annotations
 
@@ -23,7 +29,50 @@ import numpy as np  # noqa: E402
 from minibnn import xnor  # noqa: E402
 
 
+def crossover(repeats: int) -> None:
+    """1 thread against 2 on growing GEMMs and convolutions, with the threads' bar lifted: the crossover."""
+    from minibnn import _xnor
+    rng = np.random.default_rng(0)
+    sign = np.array([-1, 1], dtype=np.float32)
+    paths = [p for p in xnor.available_paths() if p != "numpy"]
+    print(f"\ncrossover: binary GEMM / conv on 1 and 2 threads (idle threads sleep: {_xnor.idle_threads_sleep()}; "
+          f"bar now {_xnor.get_parallel_min_macs() / 1e6:.0f}M MACs)")
+    print(f"{'op':>5} {'shape':>18} {'path':>7} {'MACs':>9} {'1 thread us':>12} {'2 threads us':>13} {'2t / 1t':>8}")
+    shapes = [("gemm", (m, n, k)) for m, n, k in [(64, 64, 1152), (128, 128, 1152), (256, 128, 1152),
+                                                 (256, 256, 1152), (512, 256, 1152), (512, 512, 1152),
+                                                 (512, 512, 2304), (1024, 512, 2304)]]
+    shapes += [("conv", (b, s, c)) for b, s, c in [(1, 8, 64), (4, 8, 64), (8, 8, 128), (16, 8, 128), (32, 16, 64),
+                                                  (32, 16, 128)]]
+    _xnor.set_parallel_min_macs(0)
+    try:
+        for op, shape in shapes:
+            if op == "gemm":
+                m, n, k = shape
+                a, b = xnor.pack(rng.choice(sign, size=(m, k))), xnor.pack(rng.choice(sign, size=(n, k)))
+                out, macs = np.empty((m, n), np.int32), m * n * k
+                calls = [lambda t, path=path: _xnor.gemm(path, a, b, k, out, None, None, None, None, t)
+                         for path in paths]
+            else:
+                batch, side, c = shape
+                x = xnor.pack(rng.choice(sign, size=(batch, side, side, c)))
+                w = xnor.pack(rng.choice(sign, size=(c, 3, 3, c)))
+                out, macs = np.empty((batch * side * side, c), np.int32), batch * side * side * c * 9 * c
+                calls = [lambda t, path=path: _xnor.conv2d(path, x, w, c, 1, 1, 1, 1, 1, out, None, None, None,
+                                                           None, t) for path in paths]
+            for path, call in zip(paths, calls):
+                t1, t2 = best_times([lambda: call(1), lambda: call(2)], repeats, 0.3)
+                print(f"{op:>5} {str(shape):>18} {path:>7} {macs / 1e6:>8.1f}M {t1 * 1e6:>12.1f} {t2 * 1e6:>13.1f} "
+                      f"{t2 / t1:>8.2f}")
+    finally:
+        _xnor.set_parallel_min_macs(None)
+
+
 def main() -> None:
+    if "--crossover" in sys.argv:
+        sys.argv.remove("--crossover")
+        setup(__doc__, "fewer repeats")
+        crossover(repeats=200)
+        return
     args, hz = setup(__doc__, "fewer shapes and repeats")
     shapes = [(256, 256, 576), (256, 256, 1152), (256, 256, 2304), (256, 256, 4608), (512, 512, 4608),
               (1024, 1024, 4608)]

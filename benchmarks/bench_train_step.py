@@ -68,22 +68,9 @@ CNN_BATCH, CNN_SIZE = 32, 32
 
 
 def set_threads(n: int) -> str:
-    """Give minibnn (kernels and BLAS) n threads through whichever knob this version has; say which."""
-    for owner in (minibnn, getattr(minibnn, "xnor", None)):
-        fn = getattr(owner, "set_num_threads", None) if owner is not None else None
-        if fn is not None:
-            fn(n)
-            how = f"{owner.__name__}.set_num_threads({n})"
-            break
-    else:
-        how = "environment only"
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(n)
-        how += " + threadpoolctl"
-    except ImportError:
-        pass
-    return how
+    """Give minibnn n threads (its kernels and NumPy's BLAS: minibnn's one knob); say how."""
+    minibnn.set_num_threads(n)
+    return f"minibnn.set_num_threads({n})"
 
 
 # ---------------------------------------------------------------------------------------------------------------

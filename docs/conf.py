@@ -100,6 +100,10 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(InitSpec|Factory|Predicate|QuantizerSpec|ConstraintSpec)"),
     (r"py:.*", r"(ndarray|array_like|array-like|ArrayLike|DTypeLike|Generator|Path|PathLike|Axes|Figure)"),
     (r"py:class", r"(optional|default.*|callable|iterable|sequence|mapping|dict-like|file-like|.*\bor\b.*)"),
+    # pieces of a quoted annotation (Union[str, "os.PathLike[str]"]) as autodoc splits it
+    (r"py:class", r"'.*"),
+    # "Raises: error: ..." where ``error`` is the argument naming the exception type to raise (minibnn.archive)
+    (r"py:exc", r"error"),
 ]
 
 # --- HTML --------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-/* cpu.c -- run-time CPU feature detection, path selection, threads and a clock probe.
+/* cpu.c -- run-time CPU feature detection, path and micro-kernel selection (once), threads, aligned buffers.
  *
  * x86: CPUID says what the core implements, XGETBV says whether the OS saves the wider registers; a path is
  * usable only if both agree (an AVX-512 CPU under an OS that does not save ZMM state must not run ZMM code). */
@@ -60,17 +60,42 @@ static void detect(mb_cpu_t *cpu)
 #endif
 }
 
-/* CPUID is slow under a hypervisor (each one exits to the host), so the answer is computed once. Two threads
- * racing here both write the same values. */
-void mb_cpu_detect(mb_cpu_t *cpu)
+/* CPUID is slow under a hypervisor (each one exits to the host), so the answer is computed once, with the
+ * micro-kernel of each path. The extension calls mb_cpu() when it is imported (under the GIL); should two
+ * threads race here first, both write the same values. */
+static mb_cpu_t cpu_cached;
+static mb_ukernel_t ukernel_of_path[MB_NPATHS];
+static volatile int detected = 0;
+
+static void detect_once(void)
 {
-    static mb_cpu_t cached;
-    static volatile int done = 0;
-    if (!done) {
-        detect(&cached);
-        done = 1;
-    }
-    *cpu = cached;
+    int path;
+    if (detected) return;
+    detect(&cpu_cached);
+    for (path = 0; path < MB_NPATHS; path++) ukernel_of_path[path] = mb_ukernel_scalar;
+#if defined(MB_X86)
+    if (cpu_cached.popcnt) ukernel_of_path[MB_PATH_SCALAR] = mb_ukernel_scalar_popcnt;
+#endif
+#if MB_HAVE_X86_SIMD
+    ukernel_of_path[MB_PATH_AVX2] = mb_ukernel_avx2;
+    ukernel_of_path[MB_PATH_AVX512] = mb_ukernel_avx512;
+#endif
+#if defined(MB_ARM_NEON)
+    ukernel_of_path[MB_PATH_NEON] = mb_ukernel_neon;
+#endif
+    detected = 1;
+}
+
+const mb_cpu_t *mb_cpu(void)
+{
+    detect_once();
+    return &cpu_cached;
+}
+
+const mb_ukernel_t *mb_ukernel(int path)
+{
+    detect_once();
+    return &ukernel_of_path[(path >= 0 && path < MB_NPATHS) ? path : MB_PATH_SCALAR];
 }
 
 int mb_path_compiled(int path)
@@ -88,15 +113,14 @@ int mb_path_compiled(int path)
 
 int mb_path_supported(int path)
 {
-    mb_cpu_t c;
+    const mb_cpu_t *c = mb_cpu();
     if (!mb_path_compiled(path)) return 0;
-    mb_cpu_detect(&c);
     switch (path) {
     case MB_PATH_SCALAR: return 1;
-    case MB_PATH_AVX2: return c.avx2 && c.popcnt && c.os_ymm;
+    case MB_PATH_AVX2: return c->avx2 && c->popcnt && c->os_ymm;
     case MB_PATH_AVX512:
-        return c.avx512f && c.avx512bw && c.avx512vl && c.avx512vpopcntdq && c.avx2 && c.popcnt && c.os_zmm;
-    case MB_PATH_NEON: return c.neon;
+        return c->avx512f && c->avx512bw && c->avx512vl && c->avx512vpopcntdq && c->avx2 && c->popcnt && c->os_zmm;
+    case MB_PATH_NEON: return c->neon;
     default: return 0;
     }
 }
@@ -107,27 +131,6 @@ int mb_best_path(void)
     if (mb_path_supported(MB_PATH_AVX2)) return MB_PATH_AVX2;
     if (mb_path_supported(MB_PATH_NEON)) return MB_PATH_NEON;
     return MB_PATH_SCALAR;
-}
-
-int mb_get_ukernel(int path, mb_ukernel_t *uk)
-{
-#if MB_HAVE_X86_SIMD
-    if (path == MB_PATH_AVX512) { *uk = mb_ukernel_avx512; return 1; }
-    if (path == MB_PATH_AVX2) { *uk = mb_ukernel_avx2; return 1; }
-#endif
-#if defined(MB_ARM_NEON)
-    if (path == MB_PATH_NEON) { *uk = mb_ukernel_neon; return 1; }
-#endif
-#if defined(MB_X86)
-    if (path == MB_PATH_SCALAR) {
-        mb_cpu_t c;
-        mb_cpu_detect(&c);
-        *uk = c.popcnt ? mb_ukernel_scalar_popcnt : mb_ukernel_scalar;
-        return 1;
-    }
-#endif
-    if (path == MB_PATH_SCALAR) { *uk = mb_ukernel_scalar; return 1; }
-    return 0;
 }
 
 int mb_openmp_enabled(void)
@@ -148,6 +151,67 @@ int mb_max_threads(void)
 #endif
 }
 
+/* The kernels' own thread count (0: OpenMP's default) and crossover, set from Python (minibnn's thread policy). */
+static volatile int num_threads = 0;
+static volatile int64_t parallel_min_macs = MB_PARALLEL_MIN_MACS;
+
+void mb_set_num_threads(int n) { num_threads = n > 0 ? n : 0; }
+
+int mb_get_num_threads(void)
+{
+#if defined(_OPENMP)
+    return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void mb_set_parallel_min_macs(int64_t macs) { parallel_min_macs = macs >= 0 ? macs : MB_PARALLEL_MIN_MACS; }
+int64_t mb_get_parallel_min_macs(void) { return parallel_min_macs; }
+
+/* Idle OpenMP threads and the neighbours' CPU time. After a parallel region libgomp's threads spin, by default
+ * for ~300,000 PAUSE instructions (milliseconds on recent x86) before they sleep: a busy-wait that takes a core
+ * from any other process after every call (measured: 3.6 ms of CPU burnt after each 2-thread GEMM). libgomp
+ * reads its wait policy once, when it is loaded, which is before any code of this extension runs, so the
+ * policy has to be in the environment before the extension is imported: OMP_WAIT_POLICY=passive (or
+ * GOMP_SPINCOUNT=0), which minibnn sets. Then idle threads sleep at once and the kernels use several threads
+ * above the crossover. Without it the kernels stay on one thread, so no thread ever spins (releasing the pool
+ * after each call instead, omp_pause_resource_all, was tried: a thread start and join per call costs tens of
+ * milliseconds on a loaded machine). An explicit OMP_WAIT_POLICY=active is respected: the user asked for
+ * spinning threads. */
+static int policy = -1; /* 1: idle threads sleep (or the user wants them active); 0: spinning threads */
+
+static int env_is(const char *name, const char *value)
+{
+    const char *v = getenv(name);
+    size_t i;
+    if (v == NULL) return 0;
+    while (*v == ' ') v++;
+    for (i = 0; value[i] != 0; i++)
+        if (v[i] == 0 || (v[i] | 0x20) != value[i]) return 0;
+    return v[i] == 0 || v[i] == ' ';
+}
+
+int mb_idle_threads_sleep(void)
+{
+    if (policy < 0) /* the first call is at import: the environment libgomp saw when it was loaded */
+        policy = env_is("OMP_WAIT_POLICY", "passive") || env_is("OMP_WAIT_POLICY", "active") ||
+                 env_is("GOMP_SPINCOUNT", "0");
+    return policy;
+}
+
+int mb_threads(int64_t work, int64_t min_work, int nthreads)
+{
+#if defined(_OPENMP)
+    if (min_work == MB_PARALLEL_MIN_MACS) min_work = parallel_min_macs;
+    if (work < min_work || !mb_idle_threads_sleep()) return 1;
+    return nthreads > 0 ? nthreads : mb_get_num_threads();
+#else
+    (void)work, (void)min_work, (void)nthreads;
+    return 1;
+#endif
+}
+
 void *mb_aligned_alloc(size_t bytes)
 {
     /* 64-byte alignment by hand (portable C89 malloc): the original pointer is kept just below the block */
@@ -162,23 +226,4 @@ void *mb_aligned_alloc(size_t bytes)
 void mb_aligned_free(void *p)
 {
     if (p != NULL) free(((void **)p)[-1]);
-}
-
-#define MB_R10(s) s s s s s s s s s s
-/* A chain of dependent 64-bit multiplies: each waits for the previous one, and an integer multiply takes
- * 3 cycles on every x86-64 and AArch64 core of the last decade (adds are no good: recent cores fold chains of
- * add-immediate at rename). Returns the number of cycles spent, n x 100 x 3, or 0 where not implemented. */
-uint64_t mb_clock_probe(uint64_t n)
-{
-    uint64_t i, x = 1, y = 3;
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    for (i = 0; i < n; i++) __asm__ volatile(MB_R10(MB_R10("imul %1, %0\n\t")) : "+r"(x) : "r"(y));
-    return n * 300;
-#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
-    for (i = 0; i < n; i++) __asm__ volatile(MB_R10(MB_R10("mul %0, %0, %1\n\t")) : "+r"(x) : "r"(y));
-    return n * 300;
-#else
-    (void)i, (void)n, (void)x, (void)y;
-    return 0;
-#endif
 }

@@ -11,8 +11,6 @@
 #include <immintrin.h>
 #endif
 
-#define MB_PARALLEL_MIN 65536 /* elements below which threads cost more than they save */
-
 #define SCALAR_PACK_ROW(T)                                                                                        \
     static void pack_row_##T(const T *x, int64_t k, uint64_t *out)                                               \
     {                                                                                                             \
@@ -211,18 +209,27 @@ PACK_SELECT(f64, pack_row_f64_base)
 PACK_SELECT(i8, pack_row_i8_base)
 
 #if defined(_OPENMP)
-#define PACK_PRAGMA                                                                                               \
-    _Pragma("omp parallel for schedule(static) num_threads(MB_THREADS(nthreads)) if (rows * k >= MB_PARALLEL_MIN)")
+#define PACK_PRAGMA _Pragma("omp parallel for schedule(static) num_threads(threads) if (threads > 1)")
 #else
 #define PACK_PRAGMA
 #endif
+
+/* rows x k elements within the bounds of mb_kernels.h */
+static int pack_sizes_ok(int64_t rows, int64_t k)
+{
+    int64_t size = 1;
+    return mb_grow(&size, rows) && mb_grow(&size, k);
+}
 
 #define PACK_DRIVER(NAME, T, TAG)                                                                                 \
     int NAME(int path, const T *x, int64_t rows, int64_t k, uint64_t *out, int nthreads)                         \
     {                                                                                                             \
         int64_t r, nw = (k + 63) / 64;                                                                            \
         const pack_row_##TAG##_fn row = select_##TAG(path);                                                       \
-        (void)nthreads;                                                                                           \
+        int threads;                                                                                              \
+        if (!pack_sizes_ok(rows, k)) return MB_ERR_RANGE;                                                         \
+        threads = mb_threads(rows * k, MB_PARALLEL_MIN_ELEMENTS, nthreads);                                       \
+        (void)threads; /* read by the OpenMP pragma only */                                                       \
         PACK_PRAGMA                                                                                               \
         for (r = 0; r < rows; r++) row(x + r * k, k, out + r * nw);                                               \
         return MB_OK;                                                                                             \
@@ -277,7 +284,10 @@ SCALED_ROW(scaled_row_f64_avx512, double, fabs, MB_TARGET_AVX512)
         int64_t r, nw = (k + 63) / 64;                                                                            \
         const pack_row_##TAG##_fn row = select_##TAG(path);                                                       \
         int (*const check)(const T *, int64_t, T) = SCALED_SELECT(TAG);                                          \
-        (void)nthreads;                                                                                           \
+        int threads;                                                                                              \
+        if (!pack_sizes_ok(rows, k) || k < 1) return MB_ERR_RANGE;                                                \
+        threads = mb_threads(rows * k, MB_PARALLEL_MIN_ELEMENTS, nthreads);                                       \
+        (void)threads; /* read by the OpenMP pragma only */                                                       \
         PACK_PRAGMA                                                                                               \
         for (r = 0; r < rows; r++) {                                                                              \
             const T *p = x + r * k;                                                                               \
@@ -290,31 +300,39 @@ SCALED_ROW(scaled_row_f64_avx512, double, fabs, MB_TARGET_AVX512)
 PACK_SCALED_DRIVER(mb_pack_scaled_f32, float, f32, fabsf)
 PACK_SCALED_DRIVER(mb_pack_scaled_f64, double, f64, fabs)
 
+/* Max-pool on packed bits. Each window is clamped to the input first (rows i0..i1, columns j0..j1 of the kernel
+ * that fall on real pixels), so a huge kernel or padding costs nothing beyond the input it covers. */
 int mb_maxpool2d(const uint64_t *x, int64_t batch, int64_t h, int64_t w, int64_t wc, int64_t kh, int64_t kw,
                  int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t oh, int64_t ow, uint64_t *out,
                  int nthreads)
 {
-    int64_t row;
-    (void)nthreads;
+    int64_t row, size_x = 1, size_out = 1;
+    double reads;
+    int threads;
+    if (!mb_grow(&size_x, batch) || !mb_grow(&size_x, h) || !mb_grow(&size_x, w) || !mb_grow(&size_x, wc) ||
+        !mb_grow(&size_out, batch) || !mb_grow(&size_out, oh) || !mb_grow(&size_out, ow) ||
+        !mb_grow(&size_out, wc) || kh < 1 || kw < 1 || kh > MB_MAX_EXTENT || kw > MB_MAX_EXTENT || sh < 1 ||
+        sw < 1 || sh > MB_MAX_EXTENT || sw > MB_MAX_EXTENT || ph < 0 || pw < 0 || ph >= kh || pw >= kw ||
+        h + 2 * ph < kh || w + 2 * pw < kw || oh != (h + 2 * ph - kh) / sh + 1 || ow != (w + 2 * pw - kw) / sw + 1)
+        return MB_ERR_RANGE; /* ph < kh, pw < kw: every window holds a real pixel */
+    reads = (double)size_out * (double)(kh < h ? kh : h) * (double)(kw < w ? kw : w); /* words read, at most */
+    threads = mb_threads(reads < 4e18 ? (int64_t)reads : (int64_t)4e18, MB_PARALLEL_MIN_ELEMENTS, nthreads);
+    (void)threads; /* read by the OpenMP pragma only */
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(MB_THREADS(nthreads)) if (batch * oh * ow * wc * kh * kw >= MB_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
     for (row = 0; row < batch * oh; row++) {
         const int64_t b = row / oh, y = row % oh;
+        const int64_t top = y * sh - ph, i0 = top < 0 ? -top : 0, i1 = (h - top < kh) ? h - top : kh;
         int64_t xo, i, j, c;
         for (xo = 0; xo < ow; xo++) {
-            uint64_t *o = out + ((row * ow) + xo) * wc;
-            for (c = 0; c < wc; c++) o[c] = ~(uint64_t)0; /* AND identity; every window holds a real pixel */
-            for (i = 0; i < kh; i++) {
-                const int64_t iy = y * sh - ph + i;
-                if (iy < 0 || iy >= h) continue;
-                for (j = 0; j < kw; j++) {
-                    const int64_t ix = xo * sw - pw + j;
-                    const uint64_t *p;
-                    if (ix < 0 || ix >= w) continue;
-                    p = x + ((b * h + iy) * w + ix) * wc;
-                    for (c = 0; c < wc; c++) o[c] &= p[c]; /* max of +-1 = -1 only if all are -1: AND of bits */
-                }
+            const int64_t left = xo * sw - pw, j0 = left < 0 ? -left : 0, j1 = (w - left < kw) ? w - left : kw;
+            const int64_t corner = ((b * h + top) * w + left) * wc; /* pixel (top, left)'s index: may be < 0 */
+            for (c = 0; c < wc; c++) { /* max of +-1 = -1 only if all are -1: the AND of the window's bits */
+                uint64_t acc = ~(uint64_t)0; /* AND identity; every window holds a real pixel */
+                for (i = i0; i < i1; i++)
+                    for (j = j0; j < j1; j++) acc &= x[corner + (i * w + j) * wc + c];
+                out[(row * ow + xo) * wc + c] = acc;
             }
         }
     }

@@ -28,14 +28,15 @@
     s[i][0] = _mm256_add_epi64(s[i][0], _mm256_sad_epu8(c##i##0, zero));                                          \
     s[i][1] = _mm256_add_epi64(s[i][1], _mm256_sad_epu8(c##i##1, zero));
 
-static MB_TARGET_AVX2 void ukernel_avx2(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w,
-                                        int64_t m, int64_t n, int nvalid, const mb_epilogue_t *epi,
-                                        const int32_t *const *corr, mb_prefetch_t *pf)
+static MB_TARGET_AVX2 void ukernel_avx2(int64_t w, const uint64_t *a, int64_t lda, const uint64_t *panels,
+                                        int64_t m, int64_t n, const mb_epilogue_t *epi, const mb_aux_t *aux)
 {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
+    const int mr = aux->mr;
+    mb_prefetch_t *const pf = aux->pf;
     const uint64_t *a0 = a;
     const uint64_t *a1 = a + (mr > 1 ? 1 : 0) * lda;
     const uint64_t *a2 = a + (mr > 2 ? 2 : 0) * lda;
@@ -66,7 +67,7 @@ static MB_TARGET_AVX2 void ukernel_avx2(const uint64_t *a, int64_t lda, int mr, 
             for (q = 0; q < 4; q++) tile[i * MB_TILE_COLS + 4 * j + q] = epi->k - 2 * (int32_t)sums[q];
         }
     }
-    mb_tile_epilogue(tile, mr, nvalid, m, n, epi, corr);
+    mb_tile_epilogue(tile, mr, aux->nvalid, m, n, epi, aux->corr);
 }
 
 const mb_ukernel_t mb_ukernel_avx2 = {ukernel_avx2, MR, NP};

@@ -74,10 +74,12 @@ static MB_TARGET_AVX512 inline void row_epilogue(__m512i v0, __m512i v1, int64_t
         row_epilogue(MB_ACC32(c##i##0, c##i##1), MB_ACC32(c##i##2, c##i##3), m + i, n, nvalid, epi,               \
                      corr ? corr[i] : NULL);
 
-static MB_TARGET_AVX512 void ukernel_avx512(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels,
-                                            int64_t w, int64_t m, int64_t n, int nvalid, const mb_epilogue_t *epi,
-                                            const int32_t *const *corr, mb_prefetch_t *pf)
+static MB_TARGET_AVX512 void ukernel_avx512(int64_t w, const uint64_t *a, int64_t lda, const uint64_t *panels,
+                                            int64_t m, int64_t n, const mb_epilogue_t *epi, const mb_aux_t *aux)
 {
+    const int mr = aux->mr, nvalid = aux->nvalid;
+    const int32_t *const *corr = aux->corr;
+    mb_prefetch_t *const pf = aux->pf;
     /* rows past mr repeat row 0: computed, never stored */
     const uint64_t *a0 = a;
     const uint64_t *a1 = a + (mr > 1 ? 1 : 0) * lda;

@@ -15,9 +15,11 @@
 #define NP 1
 #define BYTE_ROUNDS 31
 
-static void ukernel_neon(const uint64_t *a, int64_t lda, int mr, const uint64_t *panels, int64_t w, int64_t m,
-                         int64_t n, int nvalid, const mb_epilogue_t *epi, const int32_t *const *corr, mb_prefetch_t *pf)
+static void ukernel_neon(int64_t w, const uint64_t *a, int64_t lda, const uint64_t *panels, int64_t m, int64_t n,
+                         const mb_epilogue_t *epi, const mb_aux_t *aux)
 {
+    const int mr = aux->mr;
+    mb_prefetch_t *const pf = aux->pf;
     const uint64_t *rows[MR];
     uint64x2_t s[MR][4];
     int32_t tile[MR * MB_TILE_COLS];
@@ -54,7 +56,7 @@ static void ukernel_neon(const uint64_t *a, int64_t lda, int mr, const uint64_t 
             tile[i * MB_TILE_COLS + 2 * q + 1] = epi->k - 2 * (int32_t)vgetq_lane_u64(s[i][q], 1);
         }
     }
-    mb_tile_epilogue(tile, mr, nvalid, m, n, epi, corr);
+    mb_tile_epilogue(tile, mr, aux->nvalid, m, n, epi, aux->corr);
 }
 
 const mb_ukernel_t mb_ukernel_neon = {ukernel_neon, MR, NP};

@@ -10,6 +10,7 @@ from .ops import clip, concatenate, matmul, maximum, minimum, pad, stack, where
 from .gradcheck import GradcheckError, gradcheck, gradcheck_module
 from .module import Module, ModuleList, Parameter, Sequential
 from .random import get_rng, manual_seed
+from .threads import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

@@ -26,8 +26,6 @@ import sys
 import time
 from typing import List, Optional
 
-from threadpoolctl import threadpool_limits
-
 from . import __version__
 from ._checks import count_argument
 from .course.command import Assignments
@@ -108,11 +106,10 @@ class Demo:
     def run(args: argparse.Namespace) -> int:
         """Train the demo model on the bundled digits (Adam, cosine schedule) and print the test accuracy.
 
-        The matrices here are tiny (batch 32, width 256), where a second BLAS thread only adds
-        synchronisation, and on a busy machine a lot of it; the demo therefore runs BLAS on one thread.
+        Threads follow minibnn's one policy (:mod:`minibnn.threads`): one BLAS thread, kernels on several cores
+        only for calls large enough to pay, so the demo is as fast next to a busy process as alone.
         """
-        with threadpool_limits(limits=1, user_api="blas"):
-            return _train_demo(args)
+        return _train_demo(args)
 
 
 def _train_demo(args: argparse.Namespace) -> int:

@@ -168,9 +168,10 @@ class ShiftConv:
 # --------------------------------------------------------------------------------------------------------------
 # Max pooling over windows that tile the image
 # --------------------------------------------------------------------------------------------------------------
-def tiles_pool(kernel: Pair, stride: Pair, padding: Pair) -> bool:
-    """True when the pooling windows tile the image: kernel == stride and no padding."""
-    return tuple(kernel) == tuple(stride) and tuple(padding) == (0, 0)
+def tiles_pool(kernel: Pair, stride: Pair, padding) -> bool:
+    """True when the pooling windows tile the image: kernel == stride and no padding (``padding`` (ph, pw) or
+    ((top, bottom), (left, right)))."""
+    return tuple(kernel) == tuple(stride) and not np.any(padding)
 
 
 def _blocks(x: np.ndarray, kernel: Pair) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _checks, fastconv
 from .xnor import backend
-from .im2col import col2im, im2col, output_size, pad2d, windows
+from .im2col import check_padding, col2im, im2col, output_size, pad2d, padding_sides, per_side, windows
 from .losses import cross_entropy, mse_loss, squared_hinge_loss
 from .random import get_rng
 from .tensor import Function, Tensor, as_tensor, shape_of
@@ -54,13 +54,17 @@ def _channel_shape(x: np.ndarray) -> Tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-def _check_image(who: str, name: str, shape, padding, kernel) -> None:
+def _image_padding(who: str, name: str, shape, padding, kernel, stride):
+    """The padding of the images ``shape`` (N, C, H, W) side by side, ((top, bottom), (left, right)), after
+    checking that the padded image holds at least one kernel window."""
     if len(shape) != 4:
         raise ValueError(f"{who}: {name} must be 4-D (N, C, H, W), got shape {shape}")
-    padded = (shape[2] + 2 * padding[0], shape[3] + 2 * padding[1])
+    (top, bottom), (left, right) = sides = padding_sides(padding, shape[2:], kernel, stride)
+    padded = (shape[2] + top + bottom, shape[3] + left + right)
     if padded[0] < kernel[0] or padded[1] < kernel[1]:
-        raise ValueError(f"{who}: the padded input is {padded[0]}x{padded[1]} (input {shape}, padding {padding}), "
-                         f"smaller than the kernel {kernel[0]}x{kernel[1]}")
+        raise ValueError(f"{who}: the padded input is {padded[0]}x{padded[1]} (input {shape}, padding "
+                         f"{padding!r}), smaller than the kernel {kernel[0]}x{kernel[1]}")
+    return sides
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -126,7 +130,9 @@ def linear(x, weight, bias=None, use_kernel: bool = False) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------
 class Conv2dFn(Function):
     """2-D convolution (cross-correlation), NCHW:
-    out[n, o, i, j] = Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · W[o, c, p, q] + b[o].
+    out[n, o, i, j] = Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · W[o, c, p, q] + b[o],
+    x_pad = x with ``padding`` rows and columns of ``pad_value`` around it: (ph, pw) on every side, or
+    ((top, bottom), (left, right)) side by side (``padding="same"`` gives those; see :mod:`minibnn.im2col`).
 
     im2col (:mod:`minibnn.im2col`): the window of each output pixel (i, j) of image n becomes a column of
     ``cols[n]`` (C·kh·kw, OH·OW), so the convolution is a matrix product per image:  out[n] = W2 @ cols[n],
@@ -134,15 +140,16 @@ class Conv2dFn(Function):
     (added back onto the pixels by col2im),  dL/db = Σ g.
 
     ``use_kernel=True``: the forward runs on the XNOR-popcount kernel (:func:`minibnn.xnor.backend.xnor_conv2d`)
-    when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0, with the same result; the im2col
-    is then built only if W wants a gradient (the backward, always the float one above, needs it).
+    when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0 (0 on equal sides only), with the
+    same result; the im2col is then built only if W wants a gradient (the backward, always the float one
+    above, needs it).
 
     Stride 1 with at least 8 input channels (every 3x3 layer of a CNN but the first): the same sums by
     shift-GEMM (:class:`minibnn.fastconv.ShiftConv`), which keeps x_pad channels-last instead of the columns
     and needs no col2im; the results equal the im2col ones up to float32 rounding (summation order).
     """
 
-    def forward(self, x, w, b=None, stride=(1, 1), padding=(0, 0), pad_value=0.0, use_kernel=False):
+    def forward(self, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), pad_value=0.0, use_kernel=False):
         self.x_shape, self.w, self.stride, self.padding, self.has_bias = x.shape, w, stride, padding, b is not None
         out = backend.xnor_conv2d(x, w, b, stride, padding, pad_value) if use_kernel else None
         self.fast = None
@@ -161,7 +168,8 @@ class Conv2dFn(Function):
 
     def backward(self, grad):
         if self.fast is not None:    # the same sums, faster (fastconv.py)
-            interior = self.padding + self.x_shape[2:]      # where x lies in x_pad: (top, left, H, W)
+            (top, _), (left, _) = per_side(self.padding)
+            interior = (top, left) + self.x_shape[2:]       # where x lies in x_pad: (top, left, H, W)
             dx, dw = self.fast.backward(grad, self.w, *self.needs_input_grad[:2], interior=interior)
             return (dx, dw, grad.sum(axis=(0, 2, 3))) if self.has_bias else (dx, dw)
         n, o, oh, ow = grad.shape
@@ -182,14 +190,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
         x: (N, C, H, W).
         weight: (O, C, kh, kw).
         bias: (O,) or None.
-        stride, padding: an int or a pair (vertical, horizontal).
+        stride: an int or a pair (vertical, horizontal).
+        padding: an int or a pair (vertical, horizontal) padded on both sides; ``"valid"`` (no padding) or
+            ``"same"`` (Keras: OH = ceil(H / sh), the padding split with the odd pixel below and right, see
+            :func:`minibnn.im2col.padding_sides`).
         pad_value: the value of the padded border (0; a binary layer pads with -1 or +1 so that its input
             stays in {-1, +1}). Not differentiated.
         use_kernel: run the forward on the XNOR-popcount kernel when x is ±1, each filter ±α_o and
             ``pad_value`` +1, -1 or 0 (the result is the float one, see :mod:`minibnn.xnor.backend`).
 
     Returns:
-        (N, O, OH, OW) with OH = (H + 2·ph - kh) // sh + 1, OW likewise.
+        (N, O, OH, OW) with OH = (H + 2·ph - kh) // sh + 1 (ceil(H / sh) for "same"), OW likewise.
 
     Example:
         >>> conv2d(np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), padding=1).data[0, 0]
@@ -197,16 +208,22 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
                [6., 9., 9., 6.],
                [6., 9., 9., 6.],
                [4., 6., 6., 4.]], dtype=float32)
+        >>> conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), stride=2, padding="same").data[0, 0]
+        array([[9., 6.],
+               [6., 4.]], dtype=float32)
+
+    In the last example "same" pads 0 rows above and 1 below (and 0 left, 1 right): the windows start at
+    rows 0 and 2, and the second one hangs one row over the bottom edge.
     """
-    stride, padding = _checks.pair("conv2d", "stride", stride, 1), _checks.pair("conv2d", "padding", padding, 0)
+    stride, padding = _checks.pair("conv2d", "stride", stride, 1), check_padding("conv2d", padding)
     ws = shape_of(weight)
     if len(ws) != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels, kh, kw), got shape {ws}")
-    _check_image("conv2d", "input", shape_of(x), padding, ws[2:])
+    sides = _image_padding("conv2d", "input", shape_of(x), padding, ws[2:], stride)
     if shape_of(x)[1] != ws[1]:
         raise ValueError(f"conv2d: input of shape {shape_of(x)} has {shape_of(x)[1]} channels, but weight {ws} "
                          f"expects {ws[1]}")
-    options = dict(stride=stride, padding=padding, pad_value=_checks.real("conv2d", "pad_value", pad_value),
+    options = dict(stride=stride, padding=sides, pad_value=_checks.real("conv2d", "pad_value", pad_value),
                    use_kernel=bool(use_kernel))
     if bias is None:
         return Conv2dFn.apply(x, weight, **options)
@@ -220,12 +237,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
 # --------------------------------------------------------------------------------------------------------------
 class MaxPool2dFn(Function):
     """out[n, c, i, j] = max of the window under (i, j);  dL/dx = g routed to the window's maximum (to the first
-    one, in row-major order, when several elements tie), summed where windows overlap. Padding is -inf.
+    one, in row-major order, when several elements tie), summed where windows overlap. Padding is -inf
+    (``padding``: (ph, pw) on every side, or ((top, bottom), (left, right)), as for :class:`Conv2dFn`).
 
     When the windows tile the image (kernel == stride, no padding), :func:`minibnn.fastconv.max_pool_tiles`
     computes the same outputs and gradients without copying the windows."""
 
-    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0))):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
         self.tiles = fastconv.tiles_pool(kernel, stride, padding)
         if self.tiles:    # the windows tile the image: the same maxima, faster (fastconv.py)
@@ -245,15 +263,21 @@ class MaxPool2dFn(Function):
 
 
 class AvgPool2dFn(Function):
-    """out[n, c, i, j] = mean of the kh·kw window under (i, j) (zero padding counts in the mean);
-    dL/dx = g / (kh·kw) spread over each window, summed where windows overlap."""
+    """out[n, c, i, j] = (sum of the window under (i, j)) / count;  dL/dx = g / count spread over each window,
+    summed where windows overlap. The padding is zeros and ``count`` = kh·kw counts it in the mean, or, with
+    ``count_padding=False``, ``count`` = the number of input pixels in the window (Keras' "same")."""
 
-    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)), count_padding=True):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
-        return windows(pad2d(x, padding, 0.0), kernel, stride).mean(axis=(-2, -1))
+        if count_padding:
+            self.count = kernel[0] * kernel[1]
+        else:  # pool an image of ones: how many input pixels each window covers, (1, 1, OH, OW)
+            ones = np.ones((1, 1) + x.shape[2:], dtype=x.dtype)
+            self.count = windows(pad2d(ones, padding, 0.0), kernel, stride).sum(axis=(-2, -1))
+        return windows(pad2d(x, padding, 0.0), kernel, stride).sum(axis=(-2, -1)) / self.count
 
     def backward(self, grad):
-        share = grad / (self.kernel[0] * self.kernel[1])
+        share = grad / self.count
         patches = np.broadcast_to(share[..., None, None], grad.shape + self.kernel)
         return col2im(patches, self.x_shape, self.stride, self.padding)
 
@@ -261,35 +285,49 @@ class AvgPool2dFn(Function):
 def _pool_options(who: str, x, kernel_size, stride, padding):
     kernel = _checks.pair(who, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else _checks.pair(who, "stride", stride, 1)
-    padding = _checks.pair(who, "padding", padding, 0)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+    padding = check_padding(who, padding)
+    if padding != "same" and (padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2):
         raise ValueError(f"{who}: padding {padding} must be at most half the kernel {kernel} (so that every "
                          f"window covers at least one input pixel)")
-    _check_image(who, "input", shape_of(x), padding, kernel)
-    return dict(kernel=kernel, stride=stride, padding=padding)
+    sides = _image_padding(who, "input", shape_of(x), padding, kernel, stride)
+    return dict(kernel=kernel, stride=stride, padding=sides)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """Maximum over kh x kw windows of NCHW images (padding with -inf; ``stride`` defaults to the kernel size).
 
+    ``padding``: an int or a pair, at most half the kernel; ``"valid"`` (none) or ``"same"`` (Keras:
+    OH = ceil(H / sh), the odd pixel of padding below and right, see :func:`minibnn.im2col.padding_sides`).
+
     Example:
         >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
         array([[ 5.,  7.],
                [13., 15.]], dtype=float32)
+        >>> max_pool2d(np.arange(9.0).reshape(1, 1, 3, 3), 2, padding="same").data[0, 0]   # 3 -> ceil(3/2)
+        array([[4., 5.],
+               [7., 8.]], dtype=float32)
     """
     return MaxPool2dFn.apply(x, **_pool_options("max_pool2d", x, kernel_size, stride, padding))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Mean over kh x kw windows of NCHW images (zero padding, counted in the mean; ``stride`` defaults to the
-    kernel size).
+    """Mean over kh x kw windows of NCHW images (``stride`` defaults to the kernel size).
+
+    ``padding``: an int or a pair, at most half the kernel: zero padding, counted in the mean (as PyTorch's
+    default); ``"valid"``: none; ``"same"`` (Keras: OH = ceil(H / sh), the odd pixel of padding below and
+    right): the mean of the input pixels in each window only, the padding is not counted (as Keras).
 
     Example:
         >>> avg_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2).data[0, 0]
         array([[ 2.5,  4.5],
                [10.5, 12.5]], dtype=float32)
+        >>> avg_pool2d(np.arange(9.0).reshape(1, 1, 3, 3), 2, padding="same").data[0, 0]   # 8 = mean of (8,)
+        array([[2. , 3.5],
+               [6.5, 8. ]], dtype=float32)
     """
-    return AvgPool2dFn.apply(x, **_pool_options("avg_pool2d", x, kernel_size, stride, padding))
+    count_padding = not (isinstance(padding, str) and padding == "same")
+    return AvgPool2dFn.apply(x, **_pool_options("avg_pool2d", x, kernel_size, stride, padding),
+                             count_padding=count_padding)
 
 
 # --------------------------------------------------------------------------------------------------------------

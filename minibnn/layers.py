@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _checks, init
 from . import functional as F
+from .im2col import check_padding
 from .module import Module, Parameter
 from .random import get_rng
 from .tensor import Tensor, as_tensor, shape_of
@@ -46,6 +47,8 @@ def _check_dtype(layer: Module, x, dtype: np.dtype) -> None:
 
 
 def _fmt_pair(pair) -> str:
+    if isinstance(pair, str):  # padding="same"
+        return repr(pair)
     return str(pair[0]) if pair[0] == pair[1] else str(pair)
 
 
@@ -108,30 +111,37 @@ class Conv2d(Module):
 
     Args:
         in_channels, out_channels: C of the input and O of the output.
-        kernel_size, stride, padding: an int or a pair (vertical, horizontal).
+        kernel_size, stride: an int or a pair (vertical, horizontal).
+        padding: an int or a pair (vertical, horizontal), padded on both sides; ``"valid"`` (no padding, kept
+            as (0, 0)) or ``"same"`` (Keras: OH = ceil(H / sh), the odd pixel of padding below and right, so
+            the padding depends on the input size; see :func:`minibnn.im2col.padding_sides`).
         bias: whether to add a learnable bias b (out_channels,).
         pad_value: the value of the padded border (default 0; a binary layer may pad with -1 or +1).
         weight_init, bias_init, rng, dtype: as for :class:`Linear` (fan_in = in_channels·kh·kw,
             fan_out = out_channels·kh·kw); default "glorot_uniform" and "zeros".
 
-    Input (N, in_channels, H, W), output (N, out_channels, OH, OW), OH = (H + 2·ph - kh) // sh + 1.
+    Input (N, in_channels, H, W), output (N, out_channels, OH, OW), OH = (H + 2·ph - kh) // sh + 1
+    (ceil(H / sh) with "same").
 
     Example:
         >>> Conv2d(3, 8, kernel_size=3, padding=1)(np.ones((2, 3, 5, 5))).shape
         (2, 8, 5, 5)
+        >>> Conv2d(3, 8, kernel_size=3, stride=2, padding="same")(np.ones((2, 3, 5, 6))).shape
+        (2, 8, 3, 3)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
                  pad_value: float = 0.0, weight_init: InitSpec = "glorot_uniform",
                  bias_init: InitSpec = "zeros", rng: Optional[np.random.Generator] = None, dtype=np.float32):
         super().__init__()
-        self.in_channels = _checks.positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _checks.positive_int("Conv2d", "out_channels", out_channels)
-        self.kernel_size = _checks.pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = _checks.pair("Conv2d", "stride", stride, 1)
-        self.padding = _checks.pair("Conv2d", "padding", padding, 0)
-        self.pad_value = _checks.real("Conv2d", "pad_value", pad_value)
-        rng, dtype = get_rng(rng), _checks.float_dtype("Conv2d", "dtype", dtype)
+        who = type(self).__name__  # Conv2d, or a subclass (QuantConv2d, BinaryConv2d)
+        self.in_channels = _checks.positive_int(who, "in_channels", in_channels)
+        self.out_channels = _checks.positive_int(who, "out_channels", out_channels)
+        self.kernel_size = _checks.pair(who, "kernel_size", kernel_size, 1)
+        self.stride = _checks.pair(who, "stride", stride, 1)
+        self.padding = check_padding(who, padding)
+        self.pad_value = _checks.real(who, "pad_value", pad_value)
+        rng, dtype = get_rng(rng), _checks.float_dtype(who, "dtype", dtype)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(init.get(weight_init)(shape, rng, dtype))
         self.bias = Parameter(init.get(bias_init)((self.out_channels,), rng, dtype)) if bias else None
@@ -302,8 +312,9 @@ class _Pool2d(Module):
         who = type(self).__name__
         self.kernel_size = _checks.pair(who, "kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else _checks.pair(who, "stride", stride, 1)
-        self.padding = _checks.pair(who, "padding", padding, 0)
-        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
+        self.padding = check_padding(who, padding)
+        if self.padding != "same" and (self.padding[0] > self.kernel_size[0] // 2
+                                       or self.padding[1] > self.kernel_size[1] // 2):
             raise ValueError(f"{who}: padding {self.padding} must be at most half the kernel {self.kernel_size}")
 
     def forward(self, x) -> Tensor:
@@ -322,19 +333,31 @@ class MaxPool2d(_Pool2d):
     """Maximum over kernel_size windows of NCHW images (stride defaults to kernel_size; padding is -inf).
     The gradient goes to each window's maximum (the first one when several tie).
 
+    ``padding``: an int or a pair, at most half the kernel; ``"valid"`` (none) or ``"same"`` (Keras:
+    OH = ceil(H / sh), see :func:`minibnn.functional.max_pool2d`).
+
     Example:
         >>> MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).shape
         (1, 1, 2, 2)
+        >>> MaxPool2d(2, padding="same")(np.arange(25.0).reshape(1, 1, 5, 5)).shape     # ceil(5 / 2)
+        (1, 1, 3, 3)
     """
 
     _function = staticmethod(F.max_pool2d)
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over kernel_size windows of NCHW images (stride defaults to kernel_size; zero padding is counted).
+    """Mean over kernel_size windows of NCHW images (stride defaults to kernel_size).
+
+    ``padding``: an int or a pair, at most half the kernel, zero padding counted in the mean (PyTorch's
+    default); ``"valid"`` (none); or ``"same"`` (Keras: OH = ceil(H / sh), and the mean is over the input
+    pixels of each window only, the padding is not counted; see :func:`minibnn.functional.avg_pool2d`).
 
     Example:
         >>> AvgPool2d(2)(np.ones((1, 1, 4, 4))).data[0, 0]
+        array([[1., 1.],
+               [1., 1.]], dtype=float32)
+        >>> AvgPool2d(2, padding="same")(np.ones((1, 1, 3, 3))).data[0, 0]   # the border windows: 2 or 1 ones
         array([[1., 1.],
                [1., 1.]], dtype=float32)
     """

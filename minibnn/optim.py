@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Dict, Iterable, List, Tuple
 
 import numpy as np
@@ -165,51 +166,90 @@ class Optimizer:
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """Restore a ``state_dict()`` taken from an optimizer of the same kind over the same parameters.
 
+        Everything is checked before anything changes, so a state that does not fit (or a crafted one) is
+        refused here, with the key, the value and what was expected, instead of failing at a later ``step()``.
+
         Raises:
-            ValueError: the number of groups or parameters, a state key, or an array's shape differs.
+            ValueError: the number of groups or parameters differs, a group lacks a hyperparameter or holds an
+                invalid one, a state key is missing or extra, a step count is not an int >= 0, or a state array
+                is not numeric or has another shape.
         """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{name}: expected a dict with keys ['param_groups', 'state'], got {keys}")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        for key, value in (("param_groups", saved_groups), ("state", saved_state)):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name}: '{key}' must be a list, got {value!r} ({type(value).__name__})")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}: the saved state has {len(saved_groups)} parameter groups, this optimizer "
                              f"has {len(self.param_groups)}")
         params = self.parameters()
-        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"{name}: group {i} holds {len(saved['params'])} parameters in the saved state, "
-                                 f"{len(group['params'])} here")
         if len(saved_state) != len(params):
             raise ValueError(f"{name}: the saved state has {len(saved_state)} parameter entries, expected "
                              f"{len(params)}")
         new_state = {}
         for i, (p, saved) in enumerate(zip(params, saved_state)):
-            if not saved:
-                continue
-            expected = self._init_state(p)
-            if set(saved) != set(expected):
-                raise ValueError(f"{name}: parameter {i} has state keys {sorted(saved)}, expected "
-                                 f"{sorted(expected)}")
-            entry = {}
-            for key, value in saved.items():
-                if isinstance(expected[key], np.ndarray):
-                    value = np.asarray(value)
-                    if value.shape != p.shape:
-                        raise ValueError(f"{name}: state '{key}' of parameter {i} has shape {value.shape}, "
-                                         f"expected {p.shape}")
-                    value = value.astype(p.dtype, copy=True)
-                entry[key] = value
-            new_state[p] = entry
-        new_groups = []
-        for saved, group in zip(saved_groups, self.param_groups):
-            restored = {k: (tuple(v) if isinstance(self.defaults.get(k), tuple) else v)
-                        for k, v in saved.items() if k != "params"}
-            self._check_group({**self.defaults, **restored})
-            new_groups.append({**restored, "params": group["params"]})
+            if not isinstance(saved, dict):
+                raise ValueError(f"{name}: state[{i}] must be a dict, got {saved!r} ({type(saved).__name__})")
+            if saved:
+                new_state[p] = self._restored_state(name, i, saved, p)
+        new_groups = [self._restored_group(name, i, saved, group)
+                      for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups))]
         self.param_groups[:] = new_groups
         self.state = new_state
+
+    def _restored_group(self, name: str, i: int, saved: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+        """Group ``i`` of a saved state, checked against this optimizer's group ``i``: same parameter indices,
+        every hyperparameter present and valid (extra keys, e.g. a "name", are kept)."""
+        where = f"param_groups[{i}]"
+        if not isinstance(saved, dict):
+            raise ValueError(f"{name}: {where} must be a dict, got {saved!r} ({type(saved).__name__})")
+        first = sum(len(g["params"]) for g in self.param_groups[:i])
+        indices = list(range(first, first + len(group["params"])))
+        if not isinstance(saved.get("params"), (list, tuple)) or list(saved["params"]) != indices:
+            raise ValueError(f"{name}: {where}['params'] must be the indices of group {i}'s parameters here, "
+                             f"{indices}, got {saved.get('params')!r}")
+        missing = sorted(set(self.defaults) - set(saved))
+        if missing:
+            raise ValueError(f"{name}: {where} has no {missing[0]!r}; every {type(self).__name__} group needs "
+                             f"{sorted(self.defaults)}")
+        restored = {k: (tuple(v) if isinstance(self.defaults.get(k), tuple) and isinstance(v, (list, tuple)) else v)
+                    for k, v in saved.items() if k != "params"}
+        try:
+            self._check_group(restored)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: in {where}, {err}") from None
+        return {**restored, "params": group["params"]}
+
+    def _restored_state(self, name: str, i: int, saved: Dict[str, Any], p: Tensor) -> Dict[str, Any]:
+        """The state of parameter ``i`` from a saved one, in the form of a fresh ``_init_state(p)``: the same
+        keys, an int >= 0 where it holds an int (the step count), a numeric array of p's shape (converted to
+        p's dtype, copied) where it holds an array."""
+        expected = self._init_state(p)
+        if set(saved) != set(expected):
+            raise ValueError(f"{name}: parameter {i} has state keys {sorted(saved)}, expected {sorted(expected)}")
+        entry = {}
+        for key, value in saved.items():
+            where, like = f"state[{i}][{key!r}]", expected[key]
+            if isinstance(like, np.ndarray):
+                try:
+                    array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+                except ValueError:  # a ragged list
+                    array = None
+                if array is None or array.dtype.kind not in "fiu":
+                    raise ValueError(f"{name}: {where} must be a numeric array of shape {p.shape}, got {value!r}")
+                if array.shape != p.shape:
+                    raise ValueError(f"{name}: state '{key}' of parameter {i} has shape {array.shape}, "
+                                     f"expected {p.shape}")
+                value = array.astype(p.dtype, copy=True)
+            elif isinstance(like, int) and not isinstance(like, bool):
+                if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 0:
+                    raise ValueError(f"{name}: {where} must be an int >= 0 (a step count), got {value!r}")
+                value = int(value)
+            entry[key] = value
+        return entry
 
 
 class SGD(Optimizer):

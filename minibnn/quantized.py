@@ -247,7 +247,8 @@ class QuantConv2d(_Quantized, Conv2d):
         input_quantizer, kernel_quantizer, kernel_constraint, weight_scale, alpha_init, use_kernel: as for
             :class:`QuantLinear`.
         pad_values: the value of the padded border, applied *after* the input quantizer (default 0.0; use 1.0
-            or -1.0 to keep a binary input binary at the border). ``pad_value`` (the name
+            or -1.0 to keep a binary input binary at the border), on every padded side, ``padding="same"``'s
+            uneven ones included. ``pad_value`` (the name
             :class:`~minibnn.layers.Conv2d` uses) is accepted too; give one or the other.
         weight_init: default "glorot_uniform" (fan_in = in_channels·kh·kw, fan_out = out_channels·kh·kw).
         bias_init: default "zeros".  rng, dtype: as for Conv2d.
@@ -326,6 +327,11 @@ class BinaryConv2d(QuantConv2d):
     Example:
         >>> BinaryConv2d(16, 32, 3, padding=1).pad_values
         1.0
+        >>> conv = BinaryConv2d(1, 1, 3, stride=2, padding="same", bias=False)   # pads (0, 1) rows, (0, 1) cols
+        >>> conv.weight.data[...] = 1.0                                          # sign(W) = +1 everywhere
+        >>> conv(-np.ones((1, 1, 4, 4))).data[0, 0]   # (+1 padding pixels) - (input pixels) in each window
+        array([[-9., -3.],
+               [-3.,  1.]], dtype=float32)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,

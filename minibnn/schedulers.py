@@ -82,17 +82,28 @@ class LRScheduler:
         return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Restore ``state_dict()`` and set the groups' lr for the restored epoch."""
+        """Restore ``state_dict()`` and set the groups' lr for the restored epoch.
+
+        Everything is checked before anything changes. Raises ValueError naming the key, the value and the
+        expected form: ``last_epoch`` an int >= 0, ``base_lrs`` a list of one real number >= 0 per group.
+        """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, dict) or set(state) != {"last_epoch", "base_lrs"}:
             keys = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"{name}: expected a dict with keys ['base_lrs', 'last_epoch'], got {keys}")
-        if len(state["base_lrs"]) != len(self.optimizer.param_groups):
-            raise ValueError(f"{name}: the saved state has {len(state['base_lrs'])} base learning rates, the "
+        saved_lrs = state["base_lrs"]
+        if not isinstance(saved_lrs, (list, tuple)):
+            raise ValueError(f"{name}: base_lrs must be a list of learning rates, one per parameter group, got "
+                             f"{saved_lrs!r} ({type(saved_lrs).__name__})")
+        if len(saved_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(f"{name}: the saved state has {len(saved_lrs)} base learning rates, the "
                              f"optimizer has {len(self.optimizer.param_groups)} parameter groups")
-        self.last_epoch = _checks.integer(name, "last_epoch", state["last_epoch"], 0)
-        self.base_lrs = [_checks.real(name, "base_lrs[i]", lr, minimum=0.0, finite=False)
-                         for lr in state["base_lrs"]]
+        try:
+            last_epoch = _checks.integer(name, "last_epoch", state["last_epoch"], 0)
+            base_lrs = [_checks.real(name, f"base_lrs[{i}]", lr, minimum=0.0) for i, lr in enumerate(saved_lrs)]
+        except TypeError as err:   # a wrong type is a bad value in a saved state too
+            raise ValueError(str(err)) from None
+        self.last_epoch, self.base_lrs = last_epoch, base_lrs
         self._apply()
 
     def __repr__(self) -> str:

@@ -23,10 +23,12 @@ def shapes(min_dims: int = 1, max_dims: int = 3, min_side: int = 1, max_side: in
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
-def arrays(shape, low: float = -3.0, high: float = 3.0, dtype=np.float64):
-    """Float arrays of ``shape`` (a tuple or a strategy) with values in [low, high]."""
+def arrays(shape, low: float = -3.0, high: float = 3.0, dtype=np.float64, allow_subnormal: bool = True):
+    """Float arrays of ``shape`` (a tuple or a strategy) with values in [low, high] (``allow_subnormal=False``
+    for properties that scale values, where a subnormal can round to zero)."""
+    extra = {} if allow_subnormal else {"allow_subnormal": False}
     return hnp.arrays(dtype, shape, elements=st.floats(low, high, allow_nan=False, allow_infinity=False,
-                                                        width=64 if dtype == np.float64 else 32))
+                                                        width=64 if dtype == np.float64 else 32, **extra))
 
 
 def positive_arrays(shape, low: float = 0.5, high: float = 3.0):

@@ -42,8 +42,7 @@ def test_demo_is_repeatable_for_a_seed(capsys):
 
 
 def test_python_dash_m_minibnn_demo():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # tiny matrices: BLAS threads only cost here
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-m", "minibnn", "demo", "--epochs", "1"], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -115,3 +114,11 @@ def test_demo_model_is_a_binary_mlp_with_float_first_and_last_layers():
                                                  "QuantLinear", "BatchNorm1d", "Hardtanh", "Linear"]
     assert model[1].in_features == 64 and model[-1].out_features == 10
     assert all(m.is_binary for m in model if type(m).__name__ == "QuantLinear")
+
+
+def test_demo_prints_the_same_accuracy_with_and_without_the_progress_bar(capsys):
+    outputs = []
+    for flags in ([], ["--no-progress"]):
+        assert cli.main(["demo", "--epochs", "2", "--seed", "5"] + flags) == 0
+        outputs.append(ACCURACY.search(capsys.readouterr().out).group(0))
+    assert outputs[0] == outputs[1]

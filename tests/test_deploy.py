@@ -260,3 +260,10 @@ def test_nan_follows_the_models_input_quantizer(tmp_path):
         np.testing.assert_array_equal(packed(x), float_logits(model, x))
         packed.save(tmp_path / "m.npz")
         np.testing.assert_array_equal(deploy.load(tmp_path / "m.npz")(x), float_logits(model, x))
+
+
+def test_freeze_refuses_same_padding_naming_the_layer():
+    from minibnn.nn import Conv2d, Flatten, Linear, Sequential
+    model = Sequential(Conv2d(1, 2, 3, padding="same"), Flatten(), Linear(2 * 5 * 5, 3))
+    with pytest.raises(deploy.FreezeError, match=r"layer 0 \(Conv2d\) pads 'same'.*padding=k // 2"):
+        deploy.freeze(model, (1, 5, 5))

@@ -235,7 +235,7 @@ def test_a_bad_set_value_is_one_line_naming_option_value_and_form_before_any_run
     def no_run(*args, **kwargs):
         raise AssertionError("a run started")
 
-    monkeypatch.setattr(sweep, "_execute", no_run)
+    monkeypatch.setattr(sweep, "_sweep", no_run)
     code = cli.main(["experiment", "init-variance", "--tiny", "--out", str(tmp_path), "--set", setting])
     out, err = capsys.readouterr()
     assert code == 2 and out == ""

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from minibnn import Tensor, fastconv
 from minibnn import functional as F
 from minibnn.gradcheck import gradcheck
-from minibnn.im2col import col2im, im2col, output_size
+from minibnn.im2col import col2im, im2col, output_size, per_side
 from minibnn.quantized import BinaryConv2d
 from minibnn.xnor import backend
 
@@ -41,7 +41,8 @@ def reference_conv(x, w, b, padding, g, pad_value=0.0):
 def run_conv(x, w, b, padding, g, pad_value=0.0):
     xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
     bt = None if b is None else Tensor(b, requires_grad=True)
-    y = F.conv2d(xt, wt, bt, padding=padding, pad_value=pad_value)
+    operands = (xt, wt) if b is None else (xt, wt, bt)         # the op itself: it takes per-side padding too
+    y = F.Conv2dFn.apply(*operands, stride=(1, 1), padding=per_side(padding), pad_value=float(pad_value))
     y.backward(g)
     return y.data, xt.grad, wt.grad, None if b is None else bt.grad
 
@@ -58,13 +59,15 @@ def rounding_bound(x, w, padding, g, pad_value):
 conv_cases = dict(
     n=st.integers(1, 3), c=st.sampled_from([8, 13, 16, 32]), o=st.sampled_from([1, 5, 16, 32, 48]),
     size=st.tuples(st.integers(1, 9), st.integers(1, 9)), kernel=st.sampled_from([(3, 3), (2, 2), (1, 3), (3, 2)]),
-    padding=st.sampled_from([(0, 0), (1, 1), (2, 1), (0, 2)]), pad_value=st.sampled_from([0.0, -1.0, 0.5]),
+    padding=st.sampled_from([(0, 0), (1, 1), (2, 1), (0, 2), ((0, 1), (2, 0))]),    # symmetric or per side
+    pad_value=st.sampled_from([0.0, -1.0, 0.5]),
     bias=st.booleans(), compiled=st.booleans(), seed=st.integers(0, 2**16))
 
 
 def draw_conv(n, c, o, size, kernel, padding, seed, dtype):
     rng = np.random.default_rng(seed)
-    size = (max(size[0], kernel[0] - 2 * padding[0]), max(size[1], kernel[1] - 2 * padding[1]))
+    (top, bottom), (left, right) = per_side(padding)
+    size = (max(size[0], kernel[0] - top - bottom), max(size[1], kernel[1] - left - right))
     x = rng.standard_normal((n, c) + size).astype(dtype)
     w = rng.standard_normal((o, c) + kernel).astype(dtype)
     oh, ow = output_size(size, kernel, (1, 1), padding)
@@ -128,6 +131,17 @@ def test_the_compiled_kernel_runs_for_float32_and_multiples_of_16(monkeypatch):
              rng.standard_normal((32, 16, 3, 3)).astype(np.float32), None, (1, 1),
              rng.standard_normal((2, 32, 5, 5)).astype(np.float32))
     assert calls == [(9, 16, 32), (9, 32, 16)]      # forward (C -> O) and dx (O -> C)
+
+
+def test_same_padding_takes_the_fast_path_with_its_uneven_split():
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 16, 5, 6)), rng.standard_normal((16, 16, 2, 2))    # 'same': pad below/right
+    g = rng.standard_normal((2, 16, 5, 6))
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    y = F.conv2d(xt, wt, padding="same")
+    y.backward(g)
+    for got, want in zip((y.data, xt.grad, wt.grad), reference_conv(x, w, None, ((0, 1), (0, 1)), g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_gradcheck_conv_on_the_fast_path():

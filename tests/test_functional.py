@@ -141,7 +141,8 @@ def test_conv2d_errors():
         F.conv2d(np.ones((1, 3, 2, 2)), w)
     with pytest.raises(ValueError, match=re.escape("conv2d: stride must be an int in [1, 2147483647] or a pair of them, got 0")):
         F.conv2d(np.ones((1, 3, 8, 8)), w, stride=0)
-    with pytest.raises(ValueError, match=re.escape("conv2d: padding must be an int in [0, 2147483647]")):
+    with pytest.raises(ValueError, match=re.escape("conv2d: padding must be 'same', 'valid', an int in [0, 2147483647] or a pair of them, "
+                                                  "got (1, -1)")):
         F.conv2d(np.ones((1, 3, 8, 8)), w, padding=(1, -1))
     with pytest.raises(ValueError, match="weight must be 4-D"):
         F.conv2d(np.ones((1, 3, 8, 8)), np.ones((4, 27)))

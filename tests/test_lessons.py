@@ -35,7 +35,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _env(out: Path) -> dict:
     env = dict(os.environ, MINIBNN_TUTORIAL_OUT=str(out), PYTHONHASHSEED="0")
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 

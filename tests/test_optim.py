@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -378,6 +379,84 @@ def test_load_state_dict_rejects_what_does_not_fit():
         Adam([p]).load_state_dict({"state": []})
 
 
+def crafted(make, edit):
+    """A state_dict of ``make([p])`` after one step, changed by ``edit(state)``; and a fresh optimizer."""
+    p = param([1.0, 2.0])
+    opt = make([p])
+    p.grad = np.ones(2)
+    opt.step()
+    saved = opt.state_dict()
+    edit(saved)
+    return make([param([1.0, 2.0])]), saved
+
+
+BAD_OPTIMIZER_STATES = [
+    # (optimizer, edit of the saved state, the error's message)
+    (Adam, lambda s: s["state"][0].update(step="model/0.weight"),
+     "Adam.load_state_dict: state[0]['step'] must be an int >= 0 (a step count), got 'model/0.weight'"),
+    (Adam, lambda s: s["state"][0].update(step=1.5),
+     "Adam.load_state_dict: state[0]['step'] must be an int >= 0 (a step count), got 1.5"),
+    (SGD, lambda s: s["state"][0].update(step=True),
+     "SGD.load_state_dict: state[0]['step'] must be an int >= 0 (a step count), got True"),
+    (Adam, lambda s: s["state"][0].update(step=-1),
+     "Adam.load_state_dict: state[0]['step'] must be an int >= 0 (a step count), got -1"),
+    (Adam, lambda s: s["state"][0].update(exp_avg="zeros"),
+     "Adam.load_state_dict: state[0]['exp_avg'] must be a numeric array of shape (2,), got 'zeros'"),
+    (Adam, lambda s: s["state"][0].update(exp_avg_sq=np.array(["a", "b"])),
+     "Adam.load_state_dict: state[0]['exp_avg_sq'] must be a numeric array of shape (2,), got array(['a', 'b']"),
+    (Adam, lambda s: s["state"][0].update(exp_avg=[[1.0], [2.0, 3.0]]),
+     "Adam.load_state_dict: state[0]['exp_avg'] must be a numeric array of shape (2,), got [[1.0], [2.0, 3.0]]"),
+    (Adam, lambda s: s["state"].__setitem__(0, "model/0.weight"),
+     "Adam.load_state_dict: state[0] must be a dict, got 'model/0.weight' (str)"),
+    (Adam, lambda s: s.update(state={"0": {}}),
+     "Adam.load_state_dict: 'state' must be a list, got {'0': {}} (dict)"),
+    (Adam, lambda s: s["param_groups"][0].pop("eps"),
+     "Adam.load_state_dict: param_groups[0] has no 'eps'; every Adam group needs ['betas', 'decoupled_weight_decay', "
+     "'eps', 'lr', 'weight_decay']"),
+    (SGD, lambda s: s["param_groups"][0].pop("lr"),
+     "SGD.load_state_dict: param_groups[0] has no 'lr'; every SGD group needs"),
+    (Adam, lambda s: s["param_groups"][0].update(lr="0.1"),
+     "Adam.load_state_dict: in param_groups[0], Adam: lr must be a real number, got '0.1' (str)"),
+    (Adam, lambda s: s["param_groups"][0].update(eps=-1.0),
+     "Adam.load_state_dict: in param_groups[0], Adam: eps must be in [0.0, inf], got -1.0"),
+    (Adam, lambda s: s["param_groups"][0].update(betas=0.9),
+     "Adam.load_state_dict: in param_groups[0], Adam: betas must be a pair (beta1, beta2), got 0.9"),
+    (SGD, lambda s: s["param_groups"][0].update(nesterov="yes"),
+     "SGD.load_state_dict: in param_groups[0], SGD: nesterov must be True or False, got 'yes'"),
+    (Adam, lambda s: s["param_groups"][0].update(params=[1]),
+     "Adam.load_state_dict: param_groups[0]['params'] must be the indices of group 0's parameters here, [0], got [1]"),
+    (Adam, lambda s: s["param_groups"][0].pop("params"),
+     "Adam.load_state_dict: param_groups[0]['params'] must be the indices of group 0's parameters here, [0], got None"),
+    (Adam, lambda s: s["param_groups"].__setitem__(0, ["lr", 0.1]),
+     "Adam.load_state_dict: param_groups[0] must be a dict, got ['lr', 0.1] (list)"),
+]
+
+
+@pytest.mark.parametrize("make, edit, message", BAD_OPTIMIZER_STATES)
+def test_load_state_dict_names_the_bad_key_and_value(make, edit, message):
+    """A crafted checkpoint is refused at load time, naming the key, the value and the expected form; the
+    optimizer is left as it was (nothing is half-loaded)."""
+    make_opt = (lambda ps: SGD(ps, lr=0.1, momentum=0.9)) if make is SGD else make
+    opt, saved = crafted(make_opt, edit)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        opt.load_state_dict(saved)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"] and after["state"] == before["state"] == [{}]
+
+
+def test_load_state_dict_accepts_what_a_checkpoint_gives_back():
+    """Lists for arrays and betas, NumPy integers for the step: the forms a file format may hand back."""
+    opt, saved = crafted(Adam, lambda s: None)
+    saved["state"][0] = {"step": np.int64(1), "exp_avg": saved["state"][0]["exp_avg"].tolist(),
+                         "exp_avg_sq": saved["state"][0]["exp_avg_sq"].astype(np.float32)}
+    saved["param_groups"][0]["betas"] = list(saved["param_groups"][0]["betas"])
+    opt.load_state_dict(saved)
+    (state,) = opt.state.values()
+    assert type(state["step"]) is int and state["step"] == 1
+    assert state["exp_avg"].dtype == np.float64 and opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Schedulers
 # ------------------------------------------------------------------------------------------------------------
@@ -439,3 +518,27 @@ def test_scheduler_errors():
         StepLR(object(), step_size=1)
     with pytest.raises(ValueError, match="2 parameter groups"):
         StepLR(opt, step_size=1).load_state_dict({"last_epoch": 1, "base_lrs": [0.1]})
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"last_epoch": "model/0.weight", "base_lrs": [0.1, 1.0]},
+     "StepLR.load_state_dict: last_epoch must be an int, got 'model/0.weight' (str)"),
+    ({"last_epoch": 1.5, "base_lrs": [0.1, 1.0]}, "StepLR.load_state_dict: last_epoch must be an int, got 1.5"),
+    ({"last_epoch": -2, "base_lrs": [0.1, 1.0]}, "StepLR.load_state_dict: last_epoch must be an int >= 0, got -2"),
+    ({"last_epoch": 1, "base_lrs": 0.1},
+     "StepLR.load_state_dict: base_lrs must be a list of learning rates, one per parameter group, got 0.1 (float)"),
+    ({"last_epoch": 1, "base_lrs": [0.1, "1.0"]},
+     "StepLR.load_state_dict: base_lrs[1] must be a real number, got '1.0' (str)"),
+    ({"last_epoch": 1, "base_lrs": [0.1, float("nan")]}, "StepLR.load_state_dict: base_lrs[1] must be finite"),
+    ({"last_epoch": 1, "base_lrs": [-0.1, 1.0]}, "StepLR.load_state_dict: base_lrs[0] must be >= 0.0, got -0.1"),
+    ({"last_epoch": 1}, "StepLR.load_state_dict: expected a dict with keys ['base_lrs', 'last_epoch'], got "
+                        "['last_epoch']"),
+])
+def test_scheduler_load_state_dict_names_the_bad_key_and_value(state, message):
+    opt = two_group_optimizer()
+    sched = StepLR(opt, step_size=1, gamma=0.5)
+    sched.step()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sched.load_state_dict(state)
+    assert sched.state_dict() == {"last_epoch": 1, "base_lrs": [0.1, 1.0]}   # unchanged
+    assert sched.get_last_lr() == [0.05, 0.5]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import minibnn
 from minibnn import xnor
 from minibnn.xnor import dispatch, packing
 
@@ -337,16 +338,13 @@ def test_threads_give_identical_results():
         pytest.skip("the NumPy path has no threads")
     rng = np.random.default_rng(3)
     a, b = xnor.pack(signs(rng, (300, 700))), xnor.pack(signs(rng, (200, 700)))
-    try:
-        xnor.set_num_threads(1)
+    with minibnn.num_threads(1):
         one = xnor.gemm(a, b, 700)
-        xnor.set_num_threads(2)
+    with minibnn.num_threads(2):
         two = xnor.gemm(a, b, 700)
-    finally:
-        xnor.set_num_threads(0)
     np.testing.assert_array_equal(one, two)
-    with pytest.raises(ValueError, match="set_num_threads"):
-        xnor.set_num_threads(-1)
+    with pytest.raises(ValueError, match="set_num_threads: n must be an int >= 1"):
+        minibnn.set_num_threads(0)
 
 
 def test_fold_threshold_is_exact_at_every_accumulator():

@@ -8,6 +8,7 @@ both), and autosummary would then document the function instead of the module.
 """
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 
@@ -25,9 +26,22 @@ def public_modules(package: str):
     return sorted(names)
 
 
+_ROLE = re.compile(r":(\w+):`(~?)([A-Za-z_][\w.]*)`")
+
+
 def summary_line(name: str) -> str:
+    """The first line of the module's docstring, its short references (``:func:`freeze```) made absolute, since
+    the index page has no module of its own to look them up in."""
     doc = (importlib.import_module(name).__doc__ or "").strip()
-    return doc.splitlines()[0].strip() if doc else ""
+    line = doc.splitlines()[0].strip() if doc else ""
+
+    def absolute(match):
+        role, tilde, target = match.groups()
+        if target.startswith("minibnn") or role == "mod":
+            return match.group(0)
+        return f":{role}:`~{name}.{target}`"
+
+    return _ROLE.sub(absolute, line)
 
 
 def write_api_pages(package: str, out_dir: Path):

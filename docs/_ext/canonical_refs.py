@@ -3,6 +3,10 @@
 ``minibnn.Tensor`` is ``minibnn.tensor.Tensor``, ``minibnn.theory.X`` is defined in a submodule of theory...: the
 API pages document each object once, where it is defined, so a reference written with the public, shorter path
 is looked up again with the object's own ``__module__``.``__qualname__``.
+
+A short reference written inside a docstring (``:func:`study_names```) is looked up in the docstring's module,
+then in the packages above it (a module of ``minibnn.theory`` may name a function the package re-exports from a
+sibling module, a study's inherited docstring a function of ``minibnn.experiments``).
 """
 import importlib
 
@@ -34,7 +38,10 @@ def resolve(app, env, node, contnode):
     candidates = [target]
     modname = node.get("py:module")
     if modname and not target.startswith("minibnn"):
-        candidates.insert(0, f"{modname}.{target}")
+        # the docstring's module first, then each package above it
+        parts = modname.split(".")
+        scopes = [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        candidates[:0] = [f"{scope}.{target.lstrip('.')}" for scope in scopes]
     for cand in candidates:
         if not cand.startswith("minibnn"):
             continue

@@ -371,6 +371,11 @@ def _entries(model: Module, input_shape: Tuple[int, ...]):
                 flat.append((name, m))
 
     walk(model, "")
+    for name, m in flat:
+        if isinstance(getattr(m, "padding", None), str):   # "valid" is stored as (0, 0); "same" stays a word
+            raise FreezeError(f"freeze: layer {name} ({type(m).__name__}) pads {m.padding!r}, which depends on the "
+                              f"input size; freeze needs int padding (for stride 1 and an odd kernel k, 'same' is "
+                              f"padding=k // 2)")
     x = Tensor(np.zeros((1,) + input_shape, dtype=np.float32))
     out = []
     with no_grad():

@@ -21,7 +21,9 @@ What the studies share, one module each:
 =============  ==============================================================================================
 ``studies``    the :class:`Study` base class and the registry ``STUDIES`` (``@STUDIES.register(NAME)``)
 ``recipe``     the data, the models and one training run
-``sweep``      :func:`run_study`: one task per (config, seed), in this process or in worker processes
+``sweep``      :func:`run_study`: one run per (config, seed), stored as it finishes, skipped when rerun
+``executors``  where the runs go: this process, worker processes, a Dask cluster
+``store``      the stored runs: one JSON file each, keyed by a hash of the run's configuration
 ``report``     the files: CSV, JSON, the paper-style Markdown table, the PNG plot
 ``command``    ``minibnn experiment NAME`` (registered in :mod:`minibnn.cli`)
 =============  ==============================================================================================
@@ -83,6 +85,9 @@ def run(name: str, seeds: Union[int, Sequence[int], None] = None, quick: bool = 
         dataset, data_root: ``"digits"`` (default), ``"spirals"``/``"gaussian"`` (synthetic, MLP only), or
             ``"mnist"``/``"fashion"``/``"cifar10"`` read from ``data_root``.
         progress: a tqdm bar over the runs.
+        executor, scheduler, resume: ``executor="dask"`` or ``scheduler="tcp://host:8786"`` send the runs to
+            Dask; ``resume=False`` runs again the runs stored in ``out_dir/name/runs/`` (see
+            :func:`~minibnn.experiments.sweep.run_study`).
         write: False to skip the files (the Result still holds everything).
         **options: overrides of the study's options (``epochs=``, ``archs=``, ``lams=`` ...; see
             ``minibnn experiment --list``).

@@ -2,10 +2,12 @@
 
 Into ``out_dir/<study>/`` go ``runs.csv`` (one row per run), ``summary.csv`` (one row per config),
 ``results.json`` (everything, per-epoch curves included), ``table.md`` (the study's paper-style table, with the
-paper's numbers beside ours) and ``plot.png`` (skipped, with a note in ``table.md``, without matplotlib). The
-table and plot of the ``tiny`` size are marked as a smoke test whose numbers mean nothing. Files
-are written atomically; CSV and JSON floats are written with ``repr``, so they load back bit-exact. Timings go
-to ``results.json`` only, so ``runs.csv`` and ``summary.csv`` are byte-identical across reruns.
+paper's numbers beside ours) and ``plot.png`` (skipped, with a note in ``table.md``, without matplotlib); the
+runs themselves are stored one file each in ``runs/`` (:mod:`~minibnn.experiments.store`). The table and plot
+of the ``tiny`` size are marked as a smoke test whose numbers mean nothing. Files are written atomically; CSV
+and JSON floats are written with ``repr``, so they load back bit-exact. Timings and the executor go to
+``results.json`` only, so ``runs.csv``, ``summary.csv`` and ``table.md`` are byte-identical across reruns and
+executors.
 
 Example:
     >>> print(md_table(["config", "accuracy"], [["glorot", fmt_pm(91.234, 0.5)]]))
@@ -117,15 +119,15 @@ def write_outputs(study: "Study", result: "Result", folder: str) -> Dict[str, st
     if result.size == "tiny":
         markdown = SMOKE_TEST_NOTE + "\n\n" + markdown
     footer = (f"\n_{result.study}, size {result.size}, seeds {result.seeds}, dataset {result.options['dataset']}, "
-              f"{len(result.runs)} runs on {result.workers} process{'es' * (result.workers > 1)} in "
-              f"{result.seconds:.1f} s; mean ± std over seeds (std with ddof=1)._\n")
+              f"{len(result.runs)} runs, minibnn {__version__}; mean ± std over seeds (std with ddof=1)._\n")
     if plot_note is not None:
         footer += f"\n_{plot_note}_\n"
     write_text(files["markdown"], markdown + footer)
     document = {"study": result.study, "title": study.title, "size": result.size, "seeds": result.seeds,
                 "options": result.options, "configs": result.configs, "summary": result.summary,
                 "analysis": result.analysis, "runs": result.runs,
-                "timing": {"seconds": result.seconds, "workers": result.workers, "run_seconds": result.run_seconds},
+                "timing": {"seconds": result.seconds, "workers": result.workers, "executor": result.executor,
+                           "stored_runs": result.stored, "run_seconds": result.run_seconds},
                 "environment": _environment(), "files": {k: os.path.basename(v) for k, v in files.items()}}
     write_text(files["json"], json.dumps(_jsonable(document), indent=1, allow_nan=False) + "\n")
     result.files = files

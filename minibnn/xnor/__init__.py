@@ -14,7 +14,8 @@ popcount do 64 multiply-accumulates. This package holds that idea in three files
 
 The public API: :func:`pack`, :func:`unpack`, :func:`pack_scaled`, :func:`gemm`, :func:`conv2d`,
 :func:`maxpool2d`, :func:`fold_threshold`; the path in use: :func:`available_paths`, :func:`active_path`,
-:func:`set_path`, :func:`use_path`, :func:`kernel_info`, :func:`set_num_threads`.
+:func:`set_path`, :func:`use_path`, :func:`kernel_info` (threads: :func:`minibnn.set_num_threads`, the one
+knob for the kernels and BLAS).
 
 Example:
     >>> import numpy as np
@@ -28,10 +29,10 @@ Example:
 """
 from . import packing
 from .dispatch import (ENV_VAR, EXTENSION_ERROR, MAX_EXTENT, MAX_K, PATHS, active_path, available_paths, conv2d,
-                       cpu_features, extension_available, fold_threshold, gemm, get_num_threads, kernel_info,
-                       maxpool2d, pack, pack_scaled, set_num_threads, set_path, unpack, use_path)
+                       cpu_features, extension_available, fold_threshold, gemm, kernel_info, kernel_threads,
+                       maxpool2d, pack, pack_scaled, set_path, unpack, use_path)
 
 __all__ = ["packing", "pack", "unpack", "pack_scaled", "gemm", "conv2d", "maxpool2d", "fold_threshold",
            "available_paths", "active_path", "set_path", "use_path", "extension_available", "cpu_features",
-           "kernel_info", "set_num_threads", "get_num_threads", "PATHS", "ENV_VAR", "MAX_K", "MAX_EXTENT",
+           "kernel_info", "kernel_threads", "PATHS", "ENV_VAR", "MAX_K", "MAX_EXTENT",
            "EXTENSION_ERROR"]

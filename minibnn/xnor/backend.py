@@ -29,7 +29,9 @@ Layout of the convolution: the layers are NCHW (float), the kernel is NHWC with 
 into words. The forward transposes x (N, C, H, W) -> (N, H, W, C) and W (O, C, kh, kw) -> (O, kh, kw, C)
 before packing (one copy each), and the output (N, OH, OW, O) back to (N, O, OH, OW). Padding: ``pad_value``
 +1 and -1 are padding pixels of the kernel, 0 is its exact zero padding (a correction term); any other pad
-value runs the float convolution.
+value runs the float convolution. The kernel pads every side equally; unequal sides (``padding="same"`` at an
+even size or stride 2) with ±1 are padded here in NumPy before packing (the border stays ±1, the kernel pads
+nothing more), and with 0 run the float convolution (a zero pixel cannot be packed).
 
 The switch:
 
@@ -62,6 +64,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import xnor
+from ..im2col import pad2d, per_side
 
 __all__ = ["use_kernels", "kernels_enabled", "kernel_wanted", "scaled_filters", "xnor_linear", "xnor_conv2d",
            "ENV_VAR"]
@@ -187,22 +190,30 @@ def xnor_linear(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> Option
 
 
 def xnor_conv2d(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: Tuple[int, int],
-                padding: Tuple[int, int], pad_value: float) -> Optional[np.ndarray]:
+                padding, pad_value: float) -> Optional[np.ndarray]:
     """The convolution of :class:`~minibnn.functional.Conv2dFn` on the XNOR-popcount kernel, or None when x is
-    not ±1, a filter w[o] is not ±α_o or the padding is not +1, -1 or 0:
+    not ±1, a filter w[o] is not ±α_o or the padding is not +1, -1 or 0 (not 0 on unequal sides):
 
         out[n, o, i, j] = α_o · Σ_{c,p,q} x_pad[n, c, i·sh + p, j·sw + q] · sign(w)[o, c, p, q] + b[o],
 
     computed on NHWC packed bits (x and w transposed to channels-last, the output transposed back).
+    ``padding`` is (ph, pw) or ((top, bottom), (left, right)).
     """
+    (top, bottom), (left, right) = per_side(padding)
     if pad_value not in (1.0, -1.0, 0.0) or len(x) == 0:
         return None
-    px = _pm1_rows(x.transpose(0, 2, 3, 1))                # (N, H, W, ceil(C/64)): channels last, packed
+    x = x.transpose(0, 2, 3, 1)                            # (N, H, W, C): channels last
+    if (top, left) != (bottom, right):                     # unequal sides: pad here, the kernel pads nothing
+        if pad_value == 0.0:
+            return None
+        x = pad2d(x, ((top, bottom), (left, right)), pad_value, axes=(1, 2))
+        top = left = 0
+    px = _pm1_rows(x)                                      # (N, H, W, ceil(C/64)): packed
     filters = scaled_filters(w.transpose(0, 2, 3, 1)) if px is not None else None   # (O, kh, kw, words)
     if filters is None:
         return None
     pw, alpha = filters
-    run = lambda **t: xnor.conv2d(px, pw, w.shape[1], stride=stride, padding=padding,  # noqa: E731
+    run = lambda **t: xnor.conv2d(px, pw, w.shape[1], stride=stride, padding=(top, left),  # noqa: E731
                                   pad_value=int(pad_value), **t)
     out = _output(run, alpha, b, x.dtype, (1, 1, 1, w.shape[0]))   # (N, OH, OW, O)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -45,6 +45,9 @@ import numpy as np
 from .. import _checks
 from . import packing
 
+# Idle OpenMP threads must sleep, not spin, after a kernel call: a spinning thread steals the core of whatever
+# else runs on a shared machine. libgomp reads this when the extension loads it (minibnn.threads has the policy).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 try:
     from .. import _xnor as _ext
     EXTENSION_ERROR: Optional[str] = None
@@ -63,7 +66,6 @@ MAX_EXTENT = _checks.MAX_EXTENT
 _forced: Optional[str] = None
 _env_choice = os.environ.get(ENV_VAR, "").strip()   # read at import, and again by set_path(None)
 _best: Optional[str] = None   # the fastest path this machine runs, found once
-_num_threads = 0  # 0: OpenMP's default (OMP_NUM_THREADS or every core)
 
 IntPair = Union[int, Tuple[int, int]]
 
@@ -159,24 +161,27 @@ def active_path() -> str:
     return _best
 
 
-def set_num_threads(n: int) -> None:
-    """Threads for the compiled kernels (0: OpenMP's default). Has no effect on the NumPy path."""
-    global _num_threads
-    _num_threads = _checks.nonnegative_int("xnor.set_num_threads", "n", n)
+def set_kernel_threads(n: int) -> None:
+    """The most threads a compiled kernel call may use; :func:`minibnn.set_num_threads` calls it (the one knob)."""
+    if _ext is not None:
+        _ext.set_num_threads(n)
 
 
-def get_num_threads() -> int:
-    """Threads the compiled kernels will use (1 without OpenMP or without the extension)."""
+def kernel_threads() -> int:
+    """The most threads a compiled kernel call uses (set by :func:`minibnn.set_num_threads`; a call whose work is
+    below the crossover runs on one); 1 without OpenMP or without the extension."""
     if _ext is None or not _ext.openmp_enabled():
         return 1
-    return _num_threads if _num_threads > 0 else int(_ext.max_threads())
+    n = int(_ext.get_num_threads())
+    return n if n > 0 else int(_ext.max_threads())
 
 
 def kernel_info() -> Dict[str, object]:
     """A summary for benchmark and bug reports: active path, available paths, CPU features, threads."""
     return {"active_path": active_path(), "available_paths": available_paths(), "cpu_features": cpu_features(),
             "extension": extension_available(), "openmp": bool(_ext is not None and _ext.openmp_enabled()),
-            "threads": get_num_threads()}
+            "threads": kernel_threads(),
+            "idle_threads_sleep": bool(_ext is not None and _ext.openmp_enabled() and _ext.idle_threads_sleep())}
 
 
 # --- argument checks -------------------------------------------------------------------------------------------
@@ -348,7 +353,7 @@ def pack(x: np.ndarray) -> np.ndarray:
     k = x.shape[-1]
     out_shape = x.shape[:-1] + (packing.packed_width(k),)
     out = np.empty(out_shape, dtype=np.uint64)
-    getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out_shape[-1]), _num_threads)
+    getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out_shape[-1]), 0)
     return out
 
 
@@ -376,7 +381,7 @@ def pack_scaled(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     k = x.shape[-1]
     out = np.empty(x.shape[:-1] + (packing.packed_width(k),), dtype=np.uint64)
     mag = np.empty(x.shape[:-1], dtype=x.dtype)
-    getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out.shape[-1]), mag.reshape(-1), _num_threads)
+    getattr(_ext, kernel)(path, x.reshape(-1, k), out.reshape(-1, out.shape[-1]), mag.reshape(-1), 0)
     return out, mag
 
 
@@ -440,7 +445,7 @@ def gemm(a: np.ndarray, b: np.ndarray, k: int, *, scale: Optional[np.ndarray] = 
         return packing.gemm(packing.pack(a) if real else a, b, k, **t)
     out = _allocate(shape, dtype)
     kernel = _ext.gemm_real if real else _ext.gemm
-    kernel(path, a, b, k, out, t["scale"], t["bias"], t["threshold"], t["direction"], _num_threads)
+    kernel(path, a, b, k, out, t["scale"], t["bias"], t["threshold"], t["direction"], 0)
     return out
 
 
@@ -499,7 +504,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, channels: int, *, stride: IntPair = 1, 
         return packing.conv2d(x, w, channels, stride=(sh, sw), padding=(ph, pw), pad_value=pad_value, **t)
     out = _allocate(shape, dtype)
     _ext.conv2d(path, x, w, channels, sh, sw, ph, pw, pad_value, out.reshape(batch * oh * ow, out.shape[-1]),
-                t["scale"], t["bias"], t["threshold"], t["direction"], _num_threads)
+                t["scale"], t["bias"], t["threshold"], t["direction"], 0)
     return out
 
 
@@ -532,7 +537,7 @@ def maxpool2d(x: np.ndarray, kernel_size: IntPair, stride: Optional[IntPair] = N
     if path == "numpy":
         return packing.maxpool2d(x, (kh, kw), (sh, sw), (ph, pw))
     out = np.empty((batch, oh, ow, wc), dtype=np.uint64)
-    _ext.maxpool2d(x, kh, kw, sh, sw, ph, pw, out, _num_threads)
+    _ext.maxpool2d(x, kh, kw, sh, sw, ph, pw, out, 0)
     return out
 
 

@@ -33,8 +33,8 @@
 # **Exercises**: 3.1 `train_step` (3 points), 3.2 `flip_ratio` (2 points). Check your work with `minibnn assignments grade 03_binary_mlp.py`
 # (or `python -m minibnn.course grade 03_binary_mlp.py`).
 #
-# The whole notebook trains in a few seconds. (On a busy machine, `OPENBLAS_NUM_THREADS=1` makes NumPy's
-# small matrix products much faster.)
+# The whole notebook trains in a few seconds, on a busy machine too: minibnn keeps NumPy's BLAS to one thread
+# and its kernels from spinning (`minibnn.set_num_threads(n)` is the one knob for both).
 
 # %%
 import matplotlib.pyplot as plt

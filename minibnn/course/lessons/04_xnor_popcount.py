@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+import minibnn
 from minibnn import functional as F
 from minibnn import xnor
 from minibnn.xnor import packing
@@ -158,11 +159,8 @@ def best_time(fn, repeat=20):
 
 
 def one_thread_gemm():
-    xnor.set_num_threads(1)
-    try:
+    with minibnn.num_threads(1):            # minibnn's one thread knob (kernels and BLAS), restored after
         return best_time(lambda: xnor.gemm(px, pw, K))
-    finally:
-        xnor.set_num_threads(0)    # back to the default (OpenMP's choice)
 
 
 t_float = best_time(lambda: x @ w.T)
@@ -171,7 +169,7 @@ if xnor.active_path() == "numpy":       # no compiled kernels here: xnor.gemm ru
     rows.append(("xnor.gemm (NumPy fallback)", best_time(lambda: xnor.gemm(px, pw, K), repeat=3)))
 else:
     rows.append((f"xnor.gemm ({xnor.active_path()}, 1 thread)", one_thread_gemm()))
-    rows.append((f"xnor.gemm ({xnor.active_path()}, {xnor.get_num_threads()} threads)",
+    rows.append((f"xnor.gemm ({xnor.active_path()}, up to {minibnn.get_num_threads()} threads)",
                  best_time(lambda: xnor.gemm(px, pw, K))))
 rows.append(("packing.gemm (NumPy reference)", best_time(lambda: packing.gemm(px, pw, K), repeat=3)))
 rows.append(("your xnor_matmul", best_time(lambda: xnor_matmul(px, pw, K), repeat=3)))

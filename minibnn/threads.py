@@ -1,0 +1,119 @@
+"""One thread policy: how many cores minibnn's XNOR kernels (OpenMP) and NumPy's BLAS may use.
+
+minibnn runs on shared machines and busy laptops. Two pools of threads compete there: the compiled kernels'
+OpenMP threads and the BLAS library behind ``numpy.matmul``. Left alone, each takes every core, and with another
+busy process on the machine they oversubscribe the cores and a small model trains several times slower. So
+there is one knob, and one policy behind it:
+
+- ``set_num_threads(n)`` (or the environment variable ``MINIBNN_NUM_THREADS=n``, read at import) gives both
+  pools ``n`` threads.
+- Without it, the kernels may use every core this process may run on, but a call uses more than one thread
+  only when its work pays for waking them (the crossover ``minibnn._xnor.PARALLEL_MIN_MACS``, measured on the
+  kernels), and idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=passive``), so a neighbour
+  keeps its core. BLAS gets one thread: its threads spin while they wait, and the matrices of a training step
+  are too small to pay for a second core on a busy machine.
+- minibnn's ops run one after the other, so BLAS and the kernels never both run every core inside one op.
+
+:func:`num_threads` sets the count for a block and restores it afterwards; the experiment runner starts its
+worker processes with one thread each (:func:`worker_environment`).
+
+Example:
+    >>> import minibnn
+    >>> with minibnn.num_threads(1):
+    ...     minibnn.get_num_threads()
+    1
+    >>> minibnn.get_num_threads() >= 1
+    True
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Optional
+
+from . import _checks
+
+ENV_VAR = "MINIBNN_NUM_THREADS"
+
+__all__ = ["ENV_VAR", "available_cores", "set_num_threads", "get_num_threads", "num_threads", "worker_environment"]
+
+
+def available_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _from_environment() -> Optional[int]:
+    text = os.environ.get(ENV_VAR, "").strip()
+    if not text:
+        return None
+    try:
+        return _checks.positive_int(ENV_VAR, "the environment variable", int(text), maximum=4096)
+    except (TypeError, ValueError):
+        raise ValueError(f"{ENV_VAR} must be a whole number >= 1, got {text!r}") from None
+
+
+_num_threads: int = _from_environment() or available_cores()    # the kernels' threads
+_blas_count: int = _from_environment() or 1                      # BLAS's threads
+_blas_controller = None   # threadpoolctl's controller, made on first use (it inspects the loaded libraries)
+
+
+def _apply(kernels: int, blas: int) -> None:
+    """Give the compiled kernels ``kernels`` threads and every BLAS library NumPy loaded ``blas`` threads."""
+    global _blas_controller, _num_threads, _blas_count
+    from threadpoolctl import ThreadpoolController
+    from .xnor import dispatch
+    dispatch.set_kernel_threads(kernels)
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    _blas_controller.limit(limits=blas, user_api="blas")
+    _num_threads, _blas_count = kernels, blas
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in the XNOR kernels and in NumPy's BLAS from now on.
+
+    Raises:
+        TypeError, ValueError: unless ``n`` is an int >= 1.
+    """
+    n = _checks.positive_int("set_num_threads", "n", n, maximum=4096)
+    _apply(n, n)
+
+
+def get_num_threads() -> int:
+    """The most threads a kernel call may use (a call below the crossover uses one)."""
+    return _num_threads
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[int]:
+    """Use ``n`` threads (kernels and BLAS) inside the ``with`` block, then restore the previous policy."""
+    previous = _num_threads, _blas_count
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        _apply(*previous)
+
+
+@contextlib.contextmanager
+def worker_environment(n: int = 1) -> Iterator[None]:
+    """While worker processes start inside this block, they run with ``n`` threads each: ``MINIBNN_NUM_THREADS``
+    is set for them (a spawned child reads it when it imports minibnn), then restored."""
+    n = _checks.positive_int("worker_environment", "n", n, maximum=4096)
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(n)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = saved
+
+
+# The policy at import: the environment's count for both pools, or every core for the kernels and one BLAS thread.
+_apply(_num_threads, _blas_count)
