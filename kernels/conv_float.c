@@ -12,10 +12,16 @@
  *
  * AVX-512F only (chosen per function with a target attribute, as in the other kernels, and dispatched at run
  * time); mb_shift_gemm_f32 returns 1 when it cannot run here (no AVX-512, another compiler), and the caller then
- * uses NumPy. Single-threaded: the caller's thread policy decides.
+ * uses NumPy. Threads follow the kernels' policy (mb_threads): several only from MB_PARALLEL_MIN_FLOAT_MACS
+ * multiply-accumulates on -- the runs of output rows are independent; dW sums per-thread partial results.
  */
 #include <stdint.h>
 #include <stddef.h>
+
+#include "mb_internal.h"
+
+/* ~120 us of float32 work on one AVX-512 core (~50 G MAC/s), the time the binary kernels' bar stands for */
+#define MB_PARALLEL_MIN_FLOAT_MACS ((int64_t)6 * 1024 * 1024)
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -93,7 +99,12 @@ __attribute__((target("avx512f")))
 static void shift_gemm_avx512(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
                               int64_t taps, float *out, const mb_rowset_t *set)
 {
-    for (int64_t q = 0; q < set->total_runs; q++) {
+    int64_t q, threads = mb_threads(set->total_runs * set->run_len * taps * k_dim * n, MB_PARALLEL_MIN_FLOAT_MACS, 0);
+    (void)threads; /* read by the OpenMP pragma only */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
+#endif
+    for (q = 0; q < set->total_runs; q++) {
         int64_t start = run_start(set, q), len = set->run_len;
         for (int64_t j0 = 0; j0 < n; j0 += 32) {
             int two = j0 + 32 <= n;
@@ -169,25 +180,44 @@ static void dw_tile_any_avx512(const float *src, int64_t k_dim, const float *g, 
     }
 }
 
+/* dw += the gradient tile u (tap t, channels c0.., columns j0..) over the runs [q0, q1) */
+__attribute__((target("avx512f")))
+static void dw_tile_avx512(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                           float *dw, const mb_rowset_t *set, int64_t q0, int64_t q1, int64_t u)
+{
+    int64_t c_tiles = (k_dim + MB_ROWS - 1) / MB_ROWS, j_tiles = (n + 31) / 32;
+    int64_t t = u / (c_tiles * j_tiles), c0 = (u / j_tiles) % c_tiles * MB_ROWS, j0 = u % j_tiles * 32;
+    if (c0 + MB_ROWS <= k_dim && j0 + 32 <= n)
+        dw_tile_full_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0, j0);
+    else
+        dw_tile_any_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0,
+                           k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
+}
+
+/* Blocks of runs one after the other (about 512 rows: the block of g and src stays in cache across the tiles),
+ * the tiles of a block shared among the threads: each dw element is summed by one thread in the same order
+ * whatever the thread count, so dW has the same bits on 1 or several threads. */
 __attribute__((target("avx512f")))
 static void shift_gemm_dw_avx512(const float *src, int64_t k_dim, const float *g, int64_t n,
                                  const int64_t *shift, int64_t taps, float *dw, const mb_rowset_t *set)
 {
+    int64_t per_block = set->run_len >= 512 ? 1 : 512 / set->run_len;
+    int64_t tiles = taps * ((k_dim + MB_ROWS - 1) / MB_ROWS) * ((n + 31) / 32);
+    int64_t threads = mb_threads(set->total_runs * set->run_len * taps * k_dim * n, MB_PARALLEL_MIN_FLOAT_MACS, 0);
+    (void)threads; /* read by the OpenMP pragma only */
     for (int64_t i = 0; i < taps * k_dim * n; i++)
         dw[i] = 0.0f;
-    /* runs in blocks of about 512 rows so that the block of g and of src stays in cache across taps and tiles */
-    int64_t per_block = set->run_len >= 512 ? 1 : 512 / set->run_len;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads) if (threads > 1 && tiles > 1)
+#endif
     for (int64_t q0 = 0; q0 < set->total_runs; q0 += per_block) {
         int64_t q1 = q0 + per_block < set->total_runs ? q0 + per_block : set->total_runs;
-        for (int64_t t = 0; t < taps; t++)
-            for (int64_t c0 = 0; c0 < k_dim; c0 += MB_ROWS)
-                for (int64_t j0 = 0; j0 < n; j0 += 32) {
-                    if (c0 + MB_ROWS <= k_dim && j0 + 32 <= n)
-                        dw_tile_full_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0, j0);
-                    else
-                        dw_tile_any_avx512(src, k_dim, g, n, shift[t], dw + t * k_dim * n, set, q0, q1, c0,
-                                           k_dim - c0 < MB_ROWS ? k_dim - c0 : MB_ROWS, j0, j0 + 32 <= n);
-                }
+        int64_t u;
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (u = 0; u < tiles; u++)
+            dw_tile_avx512(src, k_dim, g, n, shift, dw, set, q0, q1, u);
     }
 }
 #endif

@@ -222,3 +222,24 @@ def test_binary_conv_gradients_stay_bit_identical_to_the_float_path(c, o):
             results.append((y.data, xt.grad, layer.weight.grad.copy()))
     for on, off in zip(*results):
         np.testing.assert_array_equal(on, off)
+
+
+def test_the_compiled_conv_has_the_same_bits_on_one_and_two_threads():
+    """Above the threads' crossover (18 M multiply-accumulates here) the runs of output rows and the tiles of dW
+    are shared among threads; each number is still summed by one thread in one order."""
+    import minibnn
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
+    before = minibnn.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            minibnn.set_num_threads(n)
+            runs.append(run_conv(x, w, None, (1, 1), g))
+    finally:
+        minibnn.set_num_threads(before)
+    for one, two in zip(*runs):
+        if one is not None:
+            np.testing.assert_array_equal(one, two)
