@@ -232,14 +232,10 @@ def test_the_compiled_conv_has_the_same_bits_on_one_and_two_threads():
     x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     g = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
-    before = minibnn.get_num_threads()
-    try:
-        runs = []
-        for n in (1, 2):
-            minibnn.set_num_threads(n)
+    runs = []
+    for n in (1, 2):
+        with minibnn.num_threads(n):            # restores the previous policy (kernels and BLAS) afterwards
             runs.append(run_conv(x, w, None, (1, 1), g))
-    finally:
-        minibnn.set_num_threads(before)
     for one, two in zip(*runs):
         if one is not None:
             np.testing.assert_array_equal(one, two)
