@@ -479,3 +479,33 @@ def maxpool_tiles_backward_f32(const float[:, :, ::1] x, const float[:, :, ::1] 
     with nogil:
         mb_maxpool_tiles_backward_f32(&x[0, 0, 0], &out[0, 0, 0], &grad[0, 0, 0], &dx[0, 0, 0], x.shape[0],
                                       x.shape[1], x.shape[2], kh, kw)
+
+
+cdef extern from *:
+    """
+    void mb_planes_to_rows_f32(const float *planes, int64_t n, int64_t c, int64_t h, int64_t w, float *rows,
+                               int64_t offset, int64_t img_stride, int64_t row_stride);
+    void mb_rows_to_planes_f32(const float *rows, int64_t n, int64_t c, int64_t h, int64_t w, float *planes,
+                               int64_t offset, int64_t img_stride, int64_t row_stride);
+    """
+    void mb_planes_to_rows_f32(const float *planes, int64_t n, int64_t c, int64_t h, int64_t w, float *rows,
+                               int64_t offset, int64_t img_stride, int64_t row_stride) nogil
+    void mb_rows_to_planes_f32(const float *rows, int64_t n, int64_t c, int64_t h, int64_t w, float *planes,
+                               int64_t offset, int64_t img_stride, int64_t row_stride) nogil
+
+
+def planes_to_rows_f32(const float[:, :, :, ::1] planes, float[:, ::1] rows, int64_t offset, int64_t img_stride,
+                       int64_t row_stride):
+    """rows[offset + i·img_stride + y·row_stride + x, ch] = planes[i, ch, y, x]; minibnn.fastconv checks that
+    every row written exists and that rows has planes.shape[1] columns."""
+    with nogil:
+        mb_planes_to_rows_f32(&planes[0, 0, 0, 0], planes.shape[0], planes.shape[1], planes.shape[2],
+                              planes.shape[3], &rows[0, 0], offset, img_stride, row_stride)
+
+
+def rows_to_planes_f32(const float[:, ::1] rows, float[:, :, :, ::1] planes, int64_t offset, int64_t img_stride,
+                       int64_t row_stride):
+    """planes[i, ch, y, x] = rows[offset + i·img_stride + y·row_stride + x, ch] (the inverse layout change)."""
+    with nogil:
+        mb_rows_to_planes_f32(&rows[0, 0], planes.shape[0], planes.shape[1], planes.shape[2], planes.shape[3],
+                              &planes[0, 0, 0, 0], offset, img_stride, row_stride)

@@ -305,3 +305,42 @@ void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float
             }
     }
 }
+
+/* Layout changes between NCHW planes and the channels-last rows of the shift-GEMM, float32, in 16 x 16 blocks
+ * (NumPy's strided transposing copy runs ~20x slower than a plain copy). Pixel (y, x) of image i is row
+ * r = offset + i * img_stride + y * row_stride + x of `rows` (row length c); planes are (n, c, h, w) contiguous.
+ * to_rows writes those rows only (the others untouched); to_planes reads them only. */
+#define MB_T 16
+void mb_planes_to_rows_f32(const float *planes, int64_t n, int64_t c, int64_t h, int64_t w, float *rows,
+                           int64_t offset, int64_t img_stride, int64_t row_stride)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t y = 0; y < h; y++) {
+            float *dst = rows + (offset + i * img_stride + y * row_stride) * c;
+            const float *src = planes + (i * c * h + y) * w;
+            for (int64_t c0 = 0; c0 < c; c0 += MB_T)
+                for (int64_t x0 = 0; x0 < w; x0 += MB_T) {
+                    int64_t c1 = c0 + MB_T < c ? c0 + MB_T : c, x1 = x0 + MB_T < w ? x0 + MB_T : w;
+                    for (int64_t x = x0; x < x1; x++)
+                        for (int64_t ch = c0; ch < c1; ch++)
+                            dst[x * c + ch] = src[ch * h * w + x];
+                }
+        }
+}
+
+void mb_rows_to_planes_f32(const float *rows, int64_t n, int64_t c, int64_t h, int64_t w, float *planes,
+                           int64_t offset, int64_t img_stride, int64_t row_stride)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t y = 0; y < h; y++) {
+            const float *src = rows + (offset + i * img_stride + y * row_stride) * c;
+            float *dst = planes + (i * c * h + y) * w;
+            for (int64_t c0 = 0; c0 < c; c0 += MB_T)
+                for (int64_t x0 = 0; x0 < w; x0 += MB_T) {
+                    int64_t c1 = c0 + MB_T < c ? c0 + MB_T : c, x1 = x0 + MB_T < w ? x0 + MB_T : w;
+                    for (int64_t ch = c0; ch < c1; ch++)
+                        for (int64_t x = x0; x < x1; x++)
+                            dst[ch * h * w + x] = src[x * c + ch];
+                }
+        }
+}

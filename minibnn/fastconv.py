@@ -44,9 +44,10 @@ import numpy as np
 
 try:    # the compiled helpers (kernels/conv_float.c); without them, or for float64, the NumPy code below
     from ._xnor import maxpool_tiles_backward_f32 as _c_pool_backward
+    from ._xnor import planes_to_rows_f32 as _c_to_rows, rows_to_planes_f32 as _c_to_planes
     from ._xnor import shift_gemm_dw_f32 as _c_dw, shift_gemm_f32 as _c_products
 except ImportError:
-    _c_products = _c_dw = _c_pool_backward = None
+    _c_products = _c_dw = _c_pool_backward = _c_to_rows = _c_to_planes = None
 
 __all__ = ["shift_gemm_applies", "ShiftConv", "tiles_pool", "max_pool_tiles", "max_pool_tiles_backward"]
 
@@ -79,6 +80,34 @@ def _row_set(n: int, hp: int, wp: int, top: int, left: int, h: int, w: int) -> n
     return np.array([top * wp + left, hp * wp, h, wp, w, n], dtype=np.int64)
 
 
+def _pixels(rows: np.ndarray, n: int, h: int, w: int, offset: int, img_stride: int, row_stride: int) -> np.ndarray:
+    """The (n, h, w, C) view of the rows r = offset + i·img_stride + y·row_stride + x of ``rows`` (R, C)."""
+    item, c = rows.itemsize, rows.shape[1]
+    return np.lib.stride_tricks.as_strided(rows[offset:], shape=(n, h, w, c),
+                                           strides=(img_stride * c * item, row_stride * c * item, c * item, item))
+
+
+def _to_rows(planes: np.ndarray, rows: np.ndarray, offset: int, img_stride: int, row_stride: int) -> None:
+    """rows[offset + i·img_stride + y·row_stride + x] = planes[i, :, y, x]: NCHW to channels-last rows (the
+    compiled copy in blocks, or NumPy's transposing copy, which is several times slower)."""
+    if _compiled(planes, rows) and _c_to_rows is not None:
+        _c_to_rows(np.ascontiguousarray(planes), rows, offset, img_stride, row_stride)
+        return
+    n, _, h, w = planes.shape
+    _pixels(rows, n, h, w, offset, img_stride, row_stride)[...] = planes.transpose(0, 2, 3, 1)
+
+
+def _to_planes(rows: np.ndarray, n: int, h: int, w: int, offset: int, img_stride: int, row_stride: int):
+    """The NCHW images (n, C, h, w) whose pixel (y, x) of image i is row offset + i·img_stride + y·row_stride + x
+    of ``rows``: the inverse of :func:`_to_rows`."""
+    planes = np.empty((n, rows.shape[1], h, w), dtype=rows.dtype)
+    if _compiled(rows) and _c_to_planes is not None:
+        _c_to_planes(rows, planes, offset, img_stride, row_stride)
+    else:
+        planes[...] = _pixels(rows, n, h, w, offset, img_stride, row_stride).transpose(0, 3, 1, 2)
+    return planes
+
+
 def _shifted_products(src: np.ndarray, mats: np.ndarray, shifts, out: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """out[r] = Σ_k src[r + shifts[k]] @ mats[k] (mats (T, K, N)) for the rows r of the row set ``rows``
     (compiled), or for every row of ``out`` whose reads exist (NumPy, chunk by chunk): the rows outside the set
@@ -104,7 +133,7 @@ class ShiftConv:
 
         conv = ShiftConv(xp, (kh, kw))
         out = conv.forward(w, b)              # (N, O, OH, OW)
-        dxp, dw = conv.backward(grad, w)      # dL/dxp (N, C, Hp, Wp) as a view, dL/dW (O, C, kh, kw)
+        dxp, dw = conv.backward(grad, w)      # dL/dxp (N, C, Hp, Wp), dL/dW (O, C, kh, kw)
 
     ``backward(grad, w, need_dx=False)`` / ``need_dw=False`` skip a gradient (None in its place);
     ``interior=(top, left, h, w)`` returns dL/dxp only on that region (the unpadded input: the padding's
@@ -118,7 +147,8 @@ class ShiftConv:
         self.out_size = (hp - kh + 1, wp - kw + 1)
         self.shifts = [p * wp + q for p in range(kh) for q in range(kw)]
         self.rows = n * hp * wp - self.shifts[-1]        # output rows r whose every tap r + s_pq exists
-        self.xf = np.ascontiguousarray(xp.transpose(0, 2, 3, 1)).reshape(n * hp * wp, c)
+        self.xf = np.empty((n * hp * wp, c), dtype=xp.dtype)
+        _to_rows(xp, self.xf, 0, hp * wp, wp)
         self.output_rows = _row_set(n, hp, wp, 0, 0, *self.out_size)   # the rows r that are output pixels
 
     def _taps(self, w: np.ndarray):
@@ -129,10 +159,10 @@ class ShiftConv:
         (n, _, hp, wp), (oh, ow), o = self.shape, self.out_size, len(w)
         out = np.empty((n * hp * wp, o), dtype=self.xf.dtype)     # rows outside the output pixels: garbage
         _shifted_products(self.xf, self._taps(w), self.shifts, out, self.output_rows)
-        out = out.reshape(n, hp, wp, o)[:, :oh, :ow, :]
+        out = _to_planes(out, n, oh, ow, 0, hp * wp, wp)
         if b is not None:
-            out += b
-        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+            out += b[:, None, None]
+        return out
 
     def backward(self, grad: np.ndarray, w: np.ndarray, need_dx: bool = True, need_dw: bool = True,
                  interior: Optional[Tuple[int, int, int, int]] = None):
@@ -140,7 +170,7 @@ class ShiftConv:
         top, left, h, wd = (0, 0, hp, wp) if interior is None else interior
         smax = self.shifts[-1]
         gb = np.zeros((smax + n * hp * wp, o), dtype=grad.dtype)      # smax zero rows, then G in the row layout
-        gb[smax:].reshape(n, hp, wp, o)[:, :oh, :ow, :] = grad.transpose(0, 2, 3, 1)
+        _to_rows(grad, gb, smax, hp * wp, wp)
         dw = dxp = None
         if need_dw:
             dw = self._tap_gradients(gb[smax:])
@@ -150,7 +180,7 @@ class ShiftConv:
             dx_rows = np.empty((n * hp * wp, c), dtype=grad.dtype)
             wanted = _row_set(n, hp, wp, top, left, h, wd)
             _shifted_products(gb, w_t, [smax - s for s in self.shifts], dx_rows, wanted)
-            dxp = dx_rows.reshape(n, hp, wp, c)[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
+            dxp = _to_planes(dx_rows, n, h, wd, top * wp + left, hp * wp, wp)
         return dxp, dw
 
     def _tap_gradients(self, g_rows: np.ndarray) -> np.ndarray:
