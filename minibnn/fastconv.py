@@ -19,6 +19,11 @@ of using plain GEMMs. The products run over chunks of rows so that the accumulat
 the im2col path's up to float32 rounding (the sums over C·kh·kw run in another order). Worth it when C is large
 enough for a GEMM with inner dimension C to be efficient (:func:`shift_gemm_applies`).
 
+Who computes it: float32 runs on the compiled AVX-512 kernels of ``kernels/conv_float.c`` (register tiles of
+8 rows x 32 channels, only the rows that are output pixels, threads under :func:`minibnn.set_num_threads`
+with the same bits on any thread count) when the column count is a multiple of 16; otherwise, and for
+float64, NumPy's matmul on the same row ranges. ``USE_COMPILED = False`` forces NumPy.
+
 **Max pooling with windows that tile the image** (kernel == stride, no padding): the windows are the blocks of
 ``x.reshape(N, C, OH, kh, OW, kw)``, so the forward is the elementwise maximum of the kh·kw strided views
 ``block[:, :, :, p, :, q]`` (no window copy, no argmax), and the backward gives each gradient to the FIRST element
