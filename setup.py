@@ -14,7 +14,7 @@ from setuptools.command.build_ext import build_ext
 # minibnn.xnor falls back to NumPy. Set MINIBNN_REQUIRE_EXTENSION=1 to make a failed build an error instead.
 KERNEL_SOURCES = ["kernels/_xnor.pyx", "kernels/cpu.c", "kernels/pack.c", "kernels/gemm.c", "kernels/bench.c",
                   "kernels/ukernel_scalar.c", "kernels/ukernel_avx2.c", "kernels/ukernel_avx512.c",
-                  "kernels/ukernel_neon.c"]
+                  "kernels/ukernel_neon.c", "kernels/conv_float.c"]
 OPENMP_PROBE = textwrap.dedent("""
     #include <omp.h>
     int main(void) { int s = 0;

@@ -423,3 +423,89 @@ def maxpool2d(const uint64_t[:, :, :, ::1] x, kernel_h, kernel_w, stride_h, stri
         s = mb_maxpool2d(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw,
                          out.shape[1], out.shape[2], &out[0, 0, 0, 0], nthreads)
     _check("maxpool2d", s)
+
+
+# --- the float32 shift-GEMM of minibnn.fastconv (kernels/conv_float.c) --------------------------------------------
+cdef extern from *:
+    """
+    int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                          int64_t taps, float *out, const int64_t *rows);
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, const int64_t *rows);
+    """
+    int mb_shift_gemm_f32(const float *src, int64_t k_dim, const float *w, int64_t n, const int64_t *shift,
+                          int64_t taps, float *out, const int64_t *rows) nogil
+    int mb_shift_gemm_dw_f32(const float *src, int64_t k_dim, const float *g, int64_t n, const int64_t *shift,
+                             int64_t taps, float *dw, const int64_t *rows) nogil
+
+
+def shift_gemm_f32(const float[:, ::1] src, const float[:, :, ::1] w, const int64_t[::1] shift,
+                   float[:, ::1] out, const int64_t[::1] rows):
+    """out[r] = sum_t src[r + shift[t]] @ w[t] for the rows r of the row set ``rows`` = (offset, img_stride,
+    runs, run_stride, run_len, images): r = offset + i·img_stride + y·run_stride + x, y < runs, x < run_len.
+    False (out untouched) when the kernel cannot run here (no AVX-512, or w.shape[2] not a multiple of 16).
+    minibnn.fastconv checks the shapes and that every row read or written exists."""
+    cdef int s
+    with nogil:
+        s = mb_shift_gemm_f32(&src[0, 0], src.shape[1], &w[0, 0, 0], w.shape[2], &shift[0], w.shape[0],
+                              &out[0, 0], &rows[0])
+    return s == 0
+
+
+def shift_gemm_dw_f32(const float[:, ::1] src, const float[:, ::1] g, const int64_t[::1] shift,
+                      float[:, :, ::1] dw, const int64_t[::1] rows):
+    """dw[t] = sum_r src[r + shift[t]]ᵀ g[r] over the rows r of the row set (as in shift_gemm_f32); False (dw
+    untouched) when the kernel cannot run here. minibnn.fastconv checks the shapes."""
+    cdef int s
+    with nogil:
+        s = mb_shift_gemm_dw_f32(&src[0, 0], src.shape[1], &g[0, 0], g.shape[1], &shift[0], shift.shape[0],
+                                 &dw[0, 0, 0], &rows[0])
+    return s == 0
+
+
+cdef extern from *:
+    """
+    void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float *grad, float *dx,
+                                       int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw);
+    """
+    void mb_maxpool_tiles_backward_f32(const float *x, const float *out, const float *grad, float *dx,
+                                       int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw) nogil
+
+
+def maxpool_tiles_backward_f32(const float[:, :, ::1] x, const float[:, :, ::1] out, const float[:, :, ::1] grad,
+                               float[:, :, ::1] dx, int64_t kh, int64_t kw):
+    """dx <- the gradient of the tiled max pooling (kernel == stride, no padding) of x (planes, h, w): grad
+    (planes, h // kh, w // kw) goes to the first maximum of each window. minibnn.fastconv checks the shapes."""
+    with nogil:
+        mb_maxpool_tiles_backward_f32(&x[0, 0, 0], &out[0, 0, 0], &grad[0, 0, 0], &dx[0, 0, 0], x.shape[0],
+                                      x.shape[1], x.shape[2], kh, kw)
+
+
+cdef extern from *:
+    """
+    void mb_planes_to_rows_f32(const float *planes, int64_t n, int64_t c, int64_t h, int64_t w, float *rows,
+                               int64_t offset, int64_t img_stride, int64_t row_stride);
+    void mb_rows_to_planes_f32(const float *rows, int64_t n, int64_t c, int64_t h, int64_t w, float *planes,
+                               int64_t offset, int64_t img_stride, int64_t row_stride);
+    """
+    void mb_planes_to_rows_f32(const float *planes, int64_t n, int64_t c, int64_t h, int64_t w, float *rows,
+                               int64_t offset, int64_t img_stride, int64_t row_stride) nogil
+    void mb_rows_to_planes_f32(const float *rows, int64_t n, int64_t c, int64_t h, int64_t w, float *planes,
+                               int64_t offset, int64_t img_stride, int64_t row_stride) nogil
+
+
+def planes_to_rows_f32(const float[:, :, :, ::1] planes, float[:, ::1] rows, int64_t offset, int64_t img_stride,
+                       int64_t row_stride):
+    """rows[offset + i·img_stride + y·row_stride + x, ch] = planes[i, ch, y, x]; minibnn.fastconv checks that
+    every row written exists and that rows has planes.shape[1] columns."""
+    with nogil:
+        mb_planes_to_rows_f32(&planes[0, 0, 0, 0], planes.shape[0], planes.shape[1], planes.shape[2],
+                              planes.shape[3], &rows[0, 0], offset, img_stride, row_stride)
+
+
+def rows_to_planes_f32(const float[:, ::1] rows, float[:, :, :, ::1] planes, int64_t offset, int64_t img_stride,
+                       int64_t row_stride):
+    """planes[i, ch, y, x] = rows[offset + i·img_stride + y·row_stride + x, ch] (the inverse layout change)."""
+    with nogil:
+        mb_rows_to_planes_f32(&rows[0, 0], planes.shape[0], planes.shape[1], planes.shape[2], planes.shape[3],
+                              &planes[0, 0, 0, 0], offset, img_stride, row_stride)

@@ -5,7 +5,8 @@ Each op is one :class:`~minibnn.tensor.Function` subclass, named after the op wi
 derivative in the docstring; a lower-case function applies it to tensors and checks its arguments. Layers
 (:mod:`minibnn.layers`) are thin modules around these functions. The losses (``cross_entropy``, ``mse_loss``,
 ``squared_hinge_loss``) live in :mod:`minibnn.losses` and are re-exported here. Convolution and pooling read
-their windows with :mod:`minibnn.im2col`; ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
+their windows with :mod:`minibnn.im2col` (their commonest cases run faster, with the same results, in
+:mod:`minibnn.fastconv`); ``linear`` and ``conv2d`` take ``use_kernel=True`` to run their
 forward on the XNOR-popcount kernels (:mod:`minibnn.xnor.backend`), which binary layers do.
 
 Conventions:
@@ -34,9 +35,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import _checks
+from . import _checks, fastconv
 from .xnor import backend
-from .im2col import check_padding, col2im, im2col, output_size, pad2d, padding_sides, windows
+from .im2col import check_padding, col2im, im2col, output_size, pad2d, padding_sides, per_side, windows
 from .losses import cross_entropy, mse_loss, squared_hinge_loss
 from .random import get_rng
 from .tensor import Function, Tensor, as_tensor, shape_of
@@ -142,11 +143,20 @@ class Conv2dFn(Function):
     when x is ±1, every filter W[o] is ±α_o and the padding is +1, -1 or 0 (0 on equal sides only), with the
     same result; the im2col is then built only if W wants a gradient (the backward, always the float one
     above, needs it).
+
+    Stride 1 with at least 8 input channels (every 3x3 layer of a CNN but the first): the same sums by
+    shift-GEMM (:class:`minibnn.fastconv.ShiftConv`), which keeps x_pad channels-last instead of the columns
+    and needs no col2im; the results equal the im2col ones up to float32 rounding (summation order).
     """
 
     def forward(self, x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), pad_value=0.0, use_kernel=False):
         self.x_shape, self.w, self.stride, self.padding, self.has_bias = x.shape, w, stride, padding, b is not None
         out = backend.xnor_conv2d(x, w, b, stride, padding, pad_value) if use_kernel else None
+        self.fast = None
+        if fastconv.shift_gemm_applies(x.shape, w.shape, stride):    # the same sums, faster (fastconv.py)
+            if out is None or self.needs_input_grad[1]:             # it keeps x_pad for dL/dW
+                self.fast = fastconv.ShiftConv(pad2d(x, padding, pad_value), w.shape[2:])
+            return self.fast.forward(w, b) if out is None else out
         if out is None or self.needs_input_grad[1]:
             self.cols = im2col(x, w.shape[2:], stride, padding, pad_value)   # (N, C·kh·kw, OH·OW)
         if out is None:
@@ -157,6 +167,11 @@ class Conv2dFn(Function):
         return out
 
     def backward(self, grad):
+        if self.fast is not None:    # the same sums, faster (fastconv.py)
+            (top, _), (left, _) = per_side(self.padding)
+            interior = (top, left) + self.x_shape[2:]       # where x lies in x_pad: (top, left, H, W)
+            dx, dw = self.fast.backward(grad, self.w, *self.needs_input_grad[:2], interior=interior)
+            return (dx, dw, grad.sum(axis=(0, 2, 3))) if self.has_bias else (dx, dw)
         n, o, oh, ow = grad.shape
         g = grad.reshape(n, o, oh * ow)
         dx = dw = None
@@ -223,16 +238,25 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, pad_value: float = 0.0, us
 class MaxPool2dFn(Function):
     """out[n, c, i, j] = max of the window under (i, j);  dL/dx = g routed to the window's maximum (to the first
     one, in row-major order, when several elements tie), summed where windows overlap. Padding is -inf
-    (``padding``: (ph, pw) on every side, or ((top, bottom), (left, right)), as for :class:`Conv2dFn`)."""
+    (``padding``: (ph, pw) on every side, or ((top, bottom), (left, right)), as for :class:`Conv2dFn`).
+
+    When the windows tile the image (kernel == stride, no padding), :func:`minibnn.fastconv.max_pool_tiles`
+    computes the same outputs and gradients without copying the windows."""
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0))):
         self.x_shape, self.stride, self.padding, self.kernel = x.shape, stride, padding, kernel
+        self.tiles = fastconv.tiles_pool(kernel, stride, padding)
+        if self.tiles:    # the windows tile the image: the same maxima, faster (fastconv.py)
+            self.x, self.out = x, fastconv.max_pool_tiles(x, kernel)
+            return self.out
         win = windows(pad2d(x, padding, -np.inf), kernel, stride)
         flat = win.reshape(win.shape[:4] + (kernel[0] * kernel[1],))  # (N, C, OH, OW, kh·kw)
         self.argmax = flat.argmax(axis=-1)
         return np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, grad):
+        if self.tiles:
+            return fastconv.max_pool_tiles_backward(self.x, self.out, grad, self.kernel)
         onehot = self.argmax[..., None] == np.arange(self.kernel[0] * self.kernel[1])
         patches = (grad[..., None] * onehot).reshape(grad.shape + self.kernel)
         return col2im(patches, self.x_shape, self.stride, self.padding)

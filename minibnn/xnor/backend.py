@@ -12,8 +12,9 @@ its ``kernel_active``):
   that they are ±1 (input) and ±α_n (weight rows). If they are not -- a full-precision quantizer, a ternary
   one, a step to {0, 1}, a NaN -- or the batch is empty, they return None and the op runs its float product,
   so the answer is always the float op's;
-* the backward is the float op's own, unchanged: dL/dx = g @ W_eff, dL/dW_eff = gᵀ @ x (im2col for the
-  convolution), on the same arrays, so **every gradient is bit for bit the one of the float path**;
+* the backward is the float op's own, unchanged: dL/dx = g @ W_eff, dL/dW_eff = gᵀ @ x (for the convolution,
+  im2col, or the shift-GEMM of :mod:`minibnn.fastconv`, which keeps the padded ±1 input instead of the columns),
+  on the same arrays, so **every gradient is bit for bit the one of the float path**;
 * the forward output is bit for bit the float path's when α = 1 (a ±1 dot product is an exact integer in
   float32 up to K = 2^24, and ``float32(acc) + b`` rounds once, as ``x @ Wᵀ + b`` does). With a weight scale,
   the float path adds K terms ±α_n and rounds at each step, the kernel rounds ``acc · α_n`` once: both agree to
