@@ -114,4 +114,7 @@ def worker_environment(n: int = 1) -> Iterator[None]:
 
 
 # The policy at import: the environment's count for both pools, or every core for the kernels and one BLAS thread.
+# SciPy ships a BLAS of its own (minibnn.theory uses SciPy): load it first, so that the limit covers it too.
+import scipy.linalg  # noqa: E402,F401
+
 _apply(_num_threads, _blas_count)
