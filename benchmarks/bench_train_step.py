@@ -28,20 +28,8 @@ import os
 import sys
 
 
-def _threads_from_argv(argv) -> int:
-    """--threads N, read before NumPy is imported so that its BLAS starts with the same thread count."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if arg.startswith("--threads="):
-            return int(arg.split("=", 1)[1])
-    return 1
-
-
-THREADS = _threads_from_argv(sys.argv)
-for _var in ("MINIBNN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)  # before NumPy (and its BLAS) is imported
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import THREADS  # noqa: E402  -- reads --threads, sets MINIBNN_NUM_THREADS before minibnn loads
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
