@@ -12,21 +12,20 @@ broke the rule (must be 0).
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import gzip
 import math
 import os
 import struct
 import sys
-import tempfile
-import time
 import zlib
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import fuzzing  # noqa: E402
 from minibnn.data import DataFormatError, read_cifar10_batch, read_idx  # noqa: E402
 
 _CODES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -217,17 +216,6 @@ def run(cases: int, seed: int, folder: str, verbose=True):
     return counts, failures
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    start = time.time()
-    with tempfile.TemporaryDirectory() as folder:
-        counts, failures = run(args.cases, args.seed, folder)
-    print(f"{args.cases} files in {time.time() - start:.0f} s; other exceptions or wrong values: {len(failures)}")
-    sys.exit(1 if failures else 0)
-
 
 if __name__ == "__main__":
-    main()
+    fuzzing.main(run, __doc__, "wrong values")

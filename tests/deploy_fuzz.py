@@ -22,15 +22,12 @@ which prints, per kind of file, how many were refused, loaded correctly, or fail
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import copy
 import io
-import json
 import os
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
@@ -39,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import checkpoint_fuzz as cf  # noqa: E402
+import fuzzing  # noqa: E402
 from minibnn import deploy, models  # noqa: E402
 from minibnn.archive import write_archive  # noqa: E402
 from minibnn.deploy import DeployLoadError  # noqa: E402
@@ -195,8 +193,6 @@ def values(rng, o):
         stage.threshold = t.copy()
     else:
         w = arrays[f"{i}/weight"]
-        from minibnn.xnor import packing
-        signs = packing.unpack(w.reshape(-1, w.shape[-1]), 64 * w.shape[-1])     # all bits, padding as +1
         flat = w.reshape(-1, w.shape[-1])
         if s["kind"] == "binary_conv":
             valid = s["config"]["channels"]
@@ -209,7 +205,6 @@ def values(rng, o):
         else:
             row, pos = int(rng.integers(flat.shape[0])), int(rng.integers(valid))
             word, bit = pos // 64, pos % 64
-        del signs
         flat[row, word] ^= np.uint64(1) << np.uint64(bit)
         stage.weight = w.copy()
     return _write(meta, arrays), "values", model(o.x)
@@ -361,17 +356,6 @@ def run(cases: int, seed: int, folder: str, archs=("mlp", "vgg", "lenet"), verbo
     return counts, failures
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    start = time.time()
-    with tempfile.TemporaryDirectory() as folder:
-        counts, failures = run(args.cases, args.seed, folder)
-    print(f"{args.cases} files in {time.time() - start:.0f} s; other exceptions or wrong outputs: {len(failures)}")
-    sys.exit(1 if failures else 0)
-
 
 if __name__ == "__main__":
-    main()
+    fuzzing.main(run, __doc__, "wrong outputs")
