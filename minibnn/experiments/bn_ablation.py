@@ -25,7 +25,7 @@ Run it:
     minibnn experiment bn-ablation                    # full: 5 seeds, 20 epochs, ResNet at width 1, c = 2, 3
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
-load average of 2-3): tiny 1 s; quick 1.0 min; full 8.1 min (70 runs).
+load average of 2-3): tiny 1 s; quick 1.0 min; full 8.1 and 10.8 min (70 runs; published with its verdict in the docs' full-size results, ``docs/results/bn-ablation``).
 """
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ Run it:
     minibnn experiment init-variance                  # full: 5 seeds, 25 epochs, wider ResNet and MLP
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
-load average of 2-3): tiny 1 s; quick 1.5 min; full not run, estimated 14-18 min from quick's per-run cost (x
-25/8 epochs, x 2.5 seeds, x 2.3 for the ResNet at width 1, x 1.6 for the MLP at 1/8).
+load average of 2-3): tiny 1 s; quick 1.5 min; full 9.0 min (75 runs; published with its verdict
+in the docs' full-size results, ``docs/results/init-variance``).
 """
 from __future__ import annotations
 
