@@ -178,6 +178,7 @@ class RandomBias(Study):
     def plot(self, result, fig) -> None:
         axes = fig.subplots(1, 2)
         for ax, part, lams_key in ((axes[0], "fp", "fp_lams"), (axes[1], "binary", "binary_lams")):
+            theirs = ax.twinx()  # the paper's errors (CIFAR-10) are 3-5x ours: their own axis, to compare shapes
             for i, arch in enumerate(result.options["archs"]):
                 lams = [float(v) for v in result.options[lams_key]]
                 prefix = f"fp/{arch}/htanh/" if part == "fp" else f"binary/{arch}/"
@@ -192,12 +193,15 @@ class RandomBias(Study):
                 paper = (PAPER_TABLE1 if part == "fp" else PAPER_TABLE2).get(arch, {})
                 paper_lams = [lam for lam in lams if lam in paper]
                 if paper_lams:
-                    ax.plot(paper_lams, [paper[lam] for lam in paper_lams], ls=":", marker="x", color="gray",
-                            label=f"paper, {ARCH_TITLES[arch]} (CIFAR-10)")
+                    theirs.plot(paper_lams, [paper[lam] for lam in paper_lams], ls=":", marker="x", color=color,
+                                alpha=0.6, label=f"paper, {ARCH_TITLES[arch]} (CIFAR-10, right axis)")
             ax.set_xlabel("λ (bias init U[-λ, λ])")
-            ax.set_ylabel("test error (%)")
+            ax.set_ylabel(f"test error (%), {result.options['dataset']}")
+            theirs.set_ylabel("paper's validation error (%), CIFAR-10", color="gray")
             ax.set_title("full precision (Table 1)" if part == "fp" else "binary (Table 2)")
-            ax.legend(fontsize=8)
+            handles, labels = ax.get_legend_handles_labels()
+            more, more_labels = theirs.get_legend_handles_labels()
+            ax.legend(handles + more, labels + more_labels, fontsize=7)
 
 
 def _initial_geometry(model, data, activation: str, seed: int, n_points: int = 256) -> Dict[str, float]:
