@@ -27,8 +27,8 @@ Run it:
     minibnn experiment ste-ablation                   # full: 5 seeds, 25 epochs, vgg-small at width 1/4
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
-load average of 2-3): tiny 1 s; quick 1.2 min; full not run, estimated 14-19 min from quick's per-run cost (x
-25/8 epochs, x 2.5 seeds, x 2 for vgg-small at width 1/4, x 1.6 for the MLP at 1/8).
+load average of 2-3): tiny 1 s; quick 1.2 min; full 11.3 min (240 runs; published with its verdict in the
+docs' full-size results, ``docs/results/ste-ablation``).
 """
 from __future__ import annotations
 
