@@ -21,7 +21,7 @@ def threads_from_argv(argv) -> int:
 
 
 THREADS = threads_from_argv(sys.argv)
-os.environ["MINIBNN_NUM_THREADS"] = str(THREADS)   # minibnn's one knob: its kernels and NumPy's BLAS
+os.environ["MINIBNN_NUM_THREADS"] = str(THREADS)   # the kernels' threads from import on (BLAS: setup())
 
 import argparse  # noqa: E402
 import time  # noqa: E402
@@ -42,7 +42,7 @@ def setup(doc: str, quick_help: str):
     parser.add_argument("--quick", action="store_true", help=quick_help)
     args = parser.parse_args()
     assert args.threads == THREADS
-    minibnn.set_num_threads(args.threads)     # the kernels' and BLAS's threads: minibnn's one knob
+    minibnn.set_num_threads(args.threads, blas=args.threads)   # kernels and BLAS alike, as every library gets
     return args, print_machine(args.threads)
 
 

@@ -56,9 +56,9 @@ CNN_BATCH, CNN_SIZE = 32, 32
 
 
 def set_threads(n: int) -> str:
-    """Give minibnn n threads (its kernels and NumPy's BLAS: minibnn's one knob); say how."""
-    minibnn.set_num_threads(n)
-    return f"minibnn.set_num_threads({n})"
+    """Give minibnn's kernels and NumPy's BLAS n threads each, as PyTorch gets; say how."""
+    minibnn.set_num_threads(n, blas=n)
+    return f"minibnn.set_num_threads({n}, blas={n})"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ enough for a GEMM with inner dimension C to be efficient (:func:`shift_gemm_appl
 Who computes it: float32 runs on the compiled AVX-512 kernels of ``kernels/conv_float.c`` (register tiles of
 8 rows x 32 channels, only the rows that are output pixels, threads under :func:`minibnn.set_num_threads`
 with the same bits on any thread count) when the column count is a multiple of 16; otherwise, and for
-float64, NumPy's matmul on the same row ranges. ``USE_COMPILED = False`` forces NumPy.
+float64, NumPy's matmul on the same row ranges. ``USE_COMPILED = False`` forces NumPy. (An AVX2 version of the
+tiles was tried: over vgg-small's five layer shapes, forward and both gradients, it took 502 ms against 478 ms
+for NumPy on an AVX2 BLAS, so a CPU without AVX-512 uses NumPy.)
 
 **Max pooling with windows that tile the image** (kernel == stride, no padding): the windows are the blocks of
 ``x.reshape(N, C, OH, kh, OW, kw)``, so the forward is the elementwise maximum of the kh·kw strided views

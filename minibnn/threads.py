@@ -5,13 +5,18 @@ OpenMP threads and the BLAS library behind ``numpy.matmul``. Left alone, each ta
 busy process on the machine they oversubscribe the cores and a small model trains several times slower. So
 there is one knob, and one policy behind it:
 
-- ``set_num_threads(n)`` (or the environment variable ``MINIBNN_NUM_THREADS=n``, read at import) gives both
-  pools ``n`` threads.
-- Without it, the kernels may use every core this process may run on, but a call uses more than one thread
-  only when its work pays for waking them (the crossover ``minibnn._xnor.PARALLEL_MIN_MACS``, measured on the
-  kernels), and idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=passive``), so a neighbour
-  keeps its core. BLAS gets one thread: its threads spin while they wait, and the matrices of a training step
-  are too small to pay for a second core on a busy machine.
+- ``set_num_threads(n)`` (or the environment variable ``MINIBNN_NUM_THREADS=n``, read at import) gives the
+  kernels ``n`` threads. Without it, the kernels may use every core this process may run on, but a call uses
+  more than one thread only when its work pays for waking them (the crossover ``minibnn._xnor.PARALLEL_MIN_MACS``,
+  measured on the kernels), and idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=passive``), so
+  a neighbour keeps its core.
+- BLAS gets one thread unless ``set_num_threads(n, blas=m)`` asks for more. One reason is speed on a busy
+  machine: BLAS threads spin while they wait, and a training step's matrices are too small to pay for a
+  second core next to a busy process. The other is reproducibility: the kernels give the same bits on any
+  thread count, BLAS does not (OpenBLAS sums in another order when threaded: a float MLP 784-256-10 trained
+  three Adam steps on one and on two BLAS threads ends with other weights). With one BLAS thread, results
+  are bit-identical whatever ``n``; ``blas=n`` trades that for speed on large float matrices (a 784-2048-2048-10
+  MLP training step on 2 quiet cores: 65 ms with one BLAS thread, 45 ms with two).
 - minibnn's ops run one after the other, so BLAS and the kernels never both run every core inside one op.
 
 :func:`num_threads` sets the count for a block and restores it afterwards; the experiment runner starts its
@@ -57,7 +62,7 @@ def _from_environment() -> Optional[int]:
 
 
 _num_threads: int = _from_environment() or available_cores()    # the kernels' threads
-_blas_count: int = _from_environment() or 1                      # BLAS's threads
+_blas_count: int = 1                                             # BLAS's threads
 
 
 def _apply(kernels: int, blas: int) -> None:
@@ -71,14 +76,18 @@ def _apply(kernels: int, blas: int) -> None:
     _num_threads, _blas_count = kernels, blas
 
 
-def set_num_threads(n: int) -> None:
-    """Use ``n`` threads in the XNOR kernels and in NumPy's BLAS from now on.
+def set_num_threads(n: int, blas: int = 1) -> None:
+    """Use ``n`` threads in the XNOR kernels and ``blas`` threads in NumPy's BLAS from now on.
+
+    One BLAS thread (the default) keeps results bit-identical whatever ``n``; more make large float matrix
+    products faster but change their last bits (see the module's docstring).
 
     Raises:
-        TypeError, ValueError: unless ``n`` is an int >= 1.
+        TypeError, ValueError: unless ``n`` and ``blas`` are ints >= 1.
     """
     n = _checks.positive_int("set_num_threads", "n", n, maximum=4096)
-    _apply(n, n)
+    blas = _checks.positive_int("set_num_threads", "blas", blas, maximum=4096)
+    _apply(n, blas)
 
 
 def get_num_threads() -> int:
@@ -87,10 +96,11 @@ def get_num_threads() -> int:
 
 
 @contextlib.contextmanager
-def num_threads(n: int) -> Iterator[int]:
-    """Use ``n`` threads (kernels and BLAS) inside the ``with`` block, then restore the previous policy."""
+def num_threads(n: int, blas: int = 1) -> Iterator[int]:
+    """Use ``n`` kernel threads and ``blas`` BLAS threads inside the ``with`` block, then restore the previous
+    policy."""
     previous = _num_threads, _blas_count
-    set_num_threads(n)
+    set_num_threads(n, blas)
     try:
         yield n
     finally:
@@ -113,7 +123,7 @@ def worker_environment(n: int = 1) -> Iterator[None]:
             os.environ[ENV_VAR] = saved
 
 
-# The policy at import: the environment's count for both pools, or every core for the kernels and one BLAS thread.
+# The policy at import: the environment's count, or every core, for the kernels; one BLAS thread.
 # SciPy ships a BLAS of its own (minibnn.theory uses SciPy): load it first, so that the limit covers it too.
 import scipy.linalg  # noqa: E402,F401
 

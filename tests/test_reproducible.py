@@ -56,3 +56,30 @@ def test_training_does_not_depend_on_how_it_is_watched():
     same(reference, train(progress=False, callbacks=[lambda *args, **kwargs: None]))
     same(reference, train(progress=False, threads=1))
     same(reference, train(progress=False, threads=2))
+
+
+def test_a_float_mlp_and_a_cnn_train_to_the_same_bits_on_one_and_two_threads():
+    """Shapes where a threaded BLAS rounds differently (OpenBLAS: a 100x784 @ 784x256 product): one BLAS thread
+    whatever the kernels' count keeps the bits; a binary CNN's kernels and float convolutions keep them too."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((100, 784)).astype(np.float32), rng.integers(0, 10, 100)
+    images = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
+
+    def fit(threads):
+        manual_seed(0)
+        mlp = Sequential(Linear(784, 256), BatchNorm1d(256), Hardtanh(), Linear(256, 10))
+        cnn = minibnn.models.vgg_small(3, 10, 16, width=0.25, fc_units=(64,))
+        out = []
+        with minibnn.num_threads(threads):
+            for model, data in ((mlp, x), (cnn, images)):
+                optimizer = Adam(model.parameters(), lr=1e-3)
+                for _ in range(3):
+                    loss = CrossEntropyLoss()(model(minibnn.Tensor(data)), y[:len(data)])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                out += [p.data.copy() for p in model.parameters()]
+        return out
+
+    one, two = fit(1), fit(2)
+    assert len(one) == len(two) and all(np.array_equal(a, b) for a, b in zip(one, two))

@@ -1,5 +1,5 @@
-"""minibnn.threads: one knob for the kernels' OpenMP threads and NumPy's BLAS threads, and a default that never
-oversubscribes a shared machine."""
+"""minibnn.threads: one knob for the kernels' OpenMP threads (and, when asked, NumPy's BLAS threads), and a
+default that never oversubscribes a shared machine and keeps results bit-identical whatever the thread count."""
 import os
 import subprocess
 import sys
@@ -18,15 +18,18 @@ def blas_threads():
     return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
 
 
-def test_set_num_threads_sets_the_kernels_and_blas_and_num_threads_restores_them():
+def test_set_num_threads_sets_the_kernels_blas_only_when_asked_and_num_threads_restores_them():
     before = minibnn.get_num_threads(), blas_threads()
     with minibnn.num_threads(1):
         assert minibnn.get_num_threads() == 1 and blas_threads() == [1]
         assert xnor.kernel_info()["threads"] == 1
         with minibnn.num_threads(2):
-            assert minibnn.get_num_threads() == 2 and blas_threads() == [2]
+            assert minibnn.get_num_threads() == 2 and blas_threads() == [1]
             if xnor.extension_available() and xnor.kernel_info()["openmp"]:
                 assert xnor.kernel_info()["threads"] == 2
+            with minibnn.num_threads(2, blas=2):
+                assert minibnn.get_num_threads() == 2 and blas_threads() == [2]
+            assert blas_threads() == [1]
         assert minibnn.get_num_threads() == 1 and blas_threads() == [1]
     assert (minibnn.get_num_threads(), blas_threads()) == before
 
@@ -35,6 +38,8 @@ def test_set_num_threads_sets_the_kernels_and_blas_and_num_threads_restores_them
 def test_bad_counts_are_refused_naming_the_argument(bad):
     with pytest.raises((TypeError, ValueError), match="set_num_threads: n must be"):
         minibnn.set_num_threads(bad)
+    with pytest.raises((TypeError, ValueError), match="set_num_threads: blas must be"):
+        minibnn.set_num_threads(1, blas=bad)
 
 
 def run(code, **environ):
@@ -57,13 +62,13 @@ def test_default_policy_one_blas_thread_kernels_on_every_core_and_sleeping():
         assert sleeping.strip() == "True"
 
 
-def test_the_environment_variable_sets_both_pools_at_import():
+def test_the_environment_variable_sets_the_kernels_at_import():
     done = run("import minibnn; from threadpoolctl import threadpool_info\n"
                "print(minibnn.get_num_threads(), "
                "sorted({l['num_threads'] for l in threadpool_info() if l['user_api'] == 'blas'}))",
                MINIBNN_NUM_THREADS="2")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["2", "[2]"]
+    assert done.stdout.split() == ["2", "[1]"]
     bad = run("import minibnn", MINIBNN_NUM_THREADS="many")
     assert bad.returncode != 0 and "MINIBNN_NUM_THREADS must be a whole number >= 1, got 'many'" in bad.stderr
 

@@ -34,7 +34,7 @@
 # (or `python -m minibnn.course grade 03_binary_mlp.py`).
 #
 # The whole notebook trains in a few seconds, on a busy machine too: minibnn keeps NumPy's BLAS to one thread
-# and its kernels from spinning (`minibnn.set_num_threads(n)` is the one knob for both).
+# and its kernels from spinning (`minibnn.set_num_threads` is the one knob).
 
 # %%
 import matplotlib.pyplot as plt

@@ -159,7 +159,7 @@ def best_time(fn, repeat=20):
 
 
 def one_thread_gemm():
-    with minibnn.num_threads(1):            # minibnn's one thread knob (kernels and BLAS), restored after
+    with minibnn.num_threads(1):            # minibnn's one thread knob, restored after
         return best_time(lambda: xnor.gemm(px, pw, K))
 
 
