@@ -22,10 +22,11 @@ the best test accuracy (%): max and min over seeds as in the paper, and mean ± 
 Run it:
 
     minibnn experiment bn-ablation --quick            # 10 configs x 3 seeds, 8 epochs
-    minibnn experiment bn-ablation                    # full: 5 seeds, 20 epochs, ResNet at width 1, c = 2, 3
+    minibnn experiment bn-ablation --full             # full: 5 seeds, 20 epochs, ResNet at width 1, c = 2, 3
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
-load average of 2-3): tiny 1 s; quick 1.0 min; full 8.1 and 10.8 min (70 runs; published with its verdict in the docs' full-size results, ``docs/results/bn-ablation``).
+load average of 2-3): tiny 1 s; quick 1.0 min; full 8.1 min in one run, 10.8 min in another (70 runs; published
+with its verdict in the docs' full-size results, ``docs/results/bn-ablation``).
 """
 from __future__ import annotations
 

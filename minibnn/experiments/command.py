@@ -8,7 +8,7 @@
     minibnn experiment ste-ablation --full --executor dask --workers 8
     minibnn experiment ste-ablation --full --scheduler tcp://scheduler-host:8786 --out /shared/results
 
-Sizes: ``--quick`` (the default: minutes on 2 cores), ``--full`` (the closest to the paper; tens of minutes)
+Sizes: ``--quick`` (the default: minutes on 2 cores), ``--full`` (the closest to the paper; 10-20 minutes)
 or ``--tiny`` (seconds: a smoke test whose numbers mean nothing). ``--set KEY=VALUE`` overrides any option of
 the study; VALUE is JSON (a bare word is a string). Every value is checked against the option's form before any
 run starts; a mistake ends with a one-line error naming the option, the value and the expected form, and exit
@@ -102,7 +102,7 @@ objects; quote them for the shell. Every value is checked before any run starts.
         size.add_argument("--quick", action="store_const", const="quick", dest="size",
                           help="minutes on 2 cores: the whole grid on small models (the default)")
         size.add_argument("--full", action="store_const", const="full", dest="size",
-                          help="the closest to the paper: tens of minutes on 2 cores")
+                          help="the closest to the paper: 10-20 minutes on 2 cores")
         size.add_argument("--tiny", action="store_const", const="tiny", dest="size",
                           help="seconds: a smoke test on a few hundred samples; its numbers mean nothing")
         parser.add_argument("--seeds", type=count_argument, default=None, metavar="N",

@@ -21,7 +21,7 @@ accuracy is in the CSV too.
 Run it:
 
     minibnn experiment init-variance --quick          # 15 configs x 2 seeds, 8 epochs
-    minibnn experiment init-variance                  # full: 5 seeds, 25 epochs, wider ResNet and MLP
+    minibnn experiment init-variance --full           # full: 5 seeds, 25 epochs, wider ResNet and MLP
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
 load average of 2-3): tiny 1 s; quick 1.5 min; full 9.0 min (75 runs; published with its verdict

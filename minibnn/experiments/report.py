@@ -145,7 +145,8 @@ def _save_plot(study: "Study", result: "Result", path: str) -> Optional[str]:
     seeds = len(result.seeds)
     fig.supxlabel(f"{result.study}, size {result.size}, dataset {result.options['dataset']}: mean over {seeds} "
                   f"seed{'s' * (seeds > 1)}; error bars, where drawn: ±1 standard deviation over the seeds (ddof=1).\n"
-                  f"The paper's numbers (its datasets: CIFAR-10 / ImageNet) are labelled \"paper\" in the legends, or in brackets.", fontsize=8)
+                  "The paper's numbers (its datasets: CIFAR-10 / ImageNet) are labelled \"paper\" in the legends, "
+                  "or in brackets.", fontsize=8)
     if result.size == "tiny":
         fig.suptitle(SMOKE_TEST_PLOT, color="firebrick", fontweight="bold")
     with atomic_write(path) as f:

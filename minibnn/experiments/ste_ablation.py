@@ -24,7 +24,7 @@ mean ± std over seeds.
 Run it:
 
     minibnn experiment ste-ablation --quick           # 48 configs x 2 seeds, 8 epochs (vgg-small underfits)
-    minibnn experiment ste-ablation                   # full: 5 seeds, 25 epochs, vgg-small at width 1/4
+    minibnn experiment ste-ablation --full            # full: 5 seeds, 25 epochs, vgg-small at width 1/4
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
 load average of 2-3): tiny 1 s; quick 1.2 min; full 11.3 min (240 runs; published with its verdict in the

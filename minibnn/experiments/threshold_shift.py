@@ -30,7 +30,7 @@ epochs, mean ± std over seeds.
 Run it:
 
     minibnn experiment threshold-shift --quick        # 19 configs x 3 seeds, 8 epochs, shifts -1.2 ... 1.2
-    minibnn experiment threshold-shift                # full: 10 seeds (as the paper), 15 epochs, width 1/2,
+    minibnn experiment threshold-shift --full         # full: 10 seeds (as the paper), 15 epochs, width 1/2,
                                                       # shifts -2 ... 2 by 0.4
 
 Run time on 2 cores (2 worker processes; measured on the project's 2-core machine, which other jobs kept at a
