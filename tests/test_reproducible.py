@@ -63,12 +63,12 @@ def test_a_float_mlp_and_a_cnn_train_to_the_same_bits_on_one_and_two_threads():
     whatever the kernels' count keeps the bits; a binary CNN's kernels and float convolutions keep them too."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((100, 784)).astype(np.float32), rng.integers(0, 10, 100)
-    images = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
+    images = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)   # conv2: 75M MACs, above the threads' bar
 
     def fit(threads):
         manual_seed(0)
         mlp = Sequential(Linear(784, 256), BatchNorm1d(256), Hardtanh(), Linear(256, 10))
-        cnn = minibnn.models.vgg_small(3, 10, 16, width=0.25, fc_units=(64,))
+        cnn = minibnn.models.vgg_small(3, 10, 32, width=0.5, fc_units=(64,))
         out = []
         with minibnn.num_threads(threads):
             for model, data in ((mlp, x), (cnn, images)):

@@ -82,14 +82,14 @@ def test_worker_environment_gives_started_processes_the_count_then_restores():
     assert os.environ.get(threads.ENV_VAR) == saved
 
 
-def test_results_are_bit_identical_on_one_and_two_threads():
+def test_the_kernels_give_the_same_bits_on_one_and_two_threads():
+    """360M binary MACs: above the threads' crossover, so the second call really runs on two threads (training
+    on one and two threads, BLAS included: tests/test_reproducible.py)."""
     rng = np.random.default_rng(0)
     a = xnor.pack(rng.choice([-1.0, 1.0], size=(600, 1200)).astype(np.float32))
     b = xnor.pack(rng.choice([-1.0, 1.0], size=(500, 1200)).astype(np.float32))
-    x = rng.standard_normal((256, 512)).astype(np.float32)
     results = []
     for n in (1, 2):
         with minibnn.num_threads(n):
-            results.append((xnor.gemm(a, b, 1200), x @ x.T))
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+            results.append(xnor.gemm(a, b, 1200))
+    np.testing.assert_array_equal(results[0], results[1])

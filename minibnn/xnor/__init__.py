@@ -15,7 +15,7 @@ popcount do 64 multiply-accumulates. This package holds that idea in three files
 The public API: :func:`pack`, :func:`unpack`, :func:`pack_scaled`, :func:`gemm`, :func:`conv2d`,
 :func:`maxpool2d`, :func:`fold_threshold`; the path in use: :func:`available_paths`, :func:`active_path`,
 :func:`set_path`, :func:`use_path`, :func:`kernel_info` (threads: :func:`minibnn.set_num_threads`, the one
-knob for the kernels and BLAS).
+knob: the kernels' threads, and BLAS's only when asked).
 
 Example:
     >>> import numpy as np
