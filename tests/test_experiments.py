@@ -115,7 +115,7 @@ def test_csv_and_json_floats_load_back_bit_exact(tmp_path):
     values = [0.1, 1 / 3, 2.0 ** -40, 123456.789e10]
     text = report._csv([{"label": "x", "v": v} for v in values])
     assert [float(r["v"]) for r in csv.DictReader(text.splitlines())] == values
-    assert json.loads(json.dumps(report._jsonable({"v": values + [math.nan]})))["v"] == values + [None]
+    assert json.loads(json.dumps(report.plain({"v": values + [math.nan]}, finite_only=True)))["v"] == values + [None]
     path = tmp_path / "sub" / "f.txt"
     report.write_text(str(path), "hello")
     assert path.read_text() == "hello" and os.listdir(path.parent) == ["f.txt"]  # no temporary file left

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_write
+from .store import plain
 
 if TYPE_CHECKING:  # pragma: no cover
     from .studies import Study
@@ -83,23 +84,6 @@ def _is_scalar_or_text(value: Any) -> bool:
     return is_scalar(value) or isinstance(value, str)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: NumPy scalars and arrays to Python ones, NaN and infinities to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def _environment() -> Dict[str, Any]:
     return {"minibnn": __version__, "numpy": np.__version__, "python": sys.version.split()[0],
             "cpu_count": os.cpu_count()}
@@ -129,7 +113,7 @@ def write_outputs(study: "Study", result: "Result", folder: str) -> Dict[str, st
                 "timing": {"seconds": result.seconds, "workers": result.workers, "executor": result.executor,
                            "stored_runs": result.stored, "run_seconds": result.run_seconds},
                 "environment": _environment(), "files": {k: os.path.basename(v) for k, v in files.items()}}
-    write_text(files["json"], json.dumps(_jsonable(document), indent=1, allow_nan=False) + "\n")
+    write_text(files["json"], json.dumps(plain(document, finite_only=True), indent=1, allow_nan=False) + "\n")
     result.files = files
     return files
 

@@ -63,25 +63,28 @@ class InvalidRecord(ValueError):
     """A stored run that is not a valid record of the run asked for."""
 
 
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON values: NumPy scalars and arrays to Python ones, tuples to lists (NaN kept).
+def plain(value: Any, finite_only: bool = False) -> Any:
+    """``value`` as plain JSON values: NumPy scalars and arrays to Python ones, tuples to lists; NaN and
+    infinities kept, or None with ``finite_only`` (for strict JSON).
 
     Example:
         >>> plain({"a": (np.float64(0.5), np.int64(2)), "b": np.array([1.0, np.nan])})
         {'a': [0.5, 2], 'b': [1.0, nan]}
+        >>> plain([np.inf, 2.0], finite_only=True)
+        [None, 2.0]
     """
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): plain(v, finite_only) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [plain(v, finite_only) for v in value]
     if isinstance(value, np.ndarray):
-        return plain(value.tolist())
+        return plain(value.tolist(), finite_only)
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value)
+        return None if finite_only and not math.isfinite(value) else float(value)
     return value
 
 
