@@ -24,7 +24,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import integrate, optimize, special
 
-from .check import DEFAULT_Z, ArrayLike, Check, as_generator, int_at_least, mean_check
+from .check import DEFAULT_Z, ArrayLike, Check, as_generator, int_at_least, mean_check, positive
 
 
 
@@ -74,10 +74,7 @@ def signswish_grad_zero(beta: float = 1.0) -> float:
         >>> round(signswish_grad_zero(1.0), 10)
         2.3993572805
     """
-    beta = float(beta)
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta}")
-    return _signswish_zero_u() / beta
+    return _signswish_zero_u() / positive("beta", beta)
 
 
 def regularizer(alpha: ArrayLike, weights: np.ndarray, kind: str = "r1", channel_axis: Optional[int] = None
@@ -268,10 +265,7 @@ def ste_spread(kind: str, beta: float = 5.0) -> float:
     if kind == "htanh":
         return 0.5
     if kind == "signswish":
-        beta = float(beta)
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        return _signswish_spread_u() / beta
+        return _signswish_spread_u() / positive("beta", beta)
     raise ValueError(f"kind must be 'htanh' or 'signswish', got {kind!r}")
 
 

@@ -143,6 +143,11 @@ def probability(name: str, p: float) -> float:
     return _checks.fraction(WHO, name, p, closed=True)
 
 
+def positive(name: str, x) -> float:
+    """``x`` as a finite float > 0 (a scale, a standard deviation, a β)."""
+    return _checks.positive(WHO, name, x)
+
+
 def int_at_least(name: str, k, minimum: int = 1) -> int:
     """``k`` as an int >= ``minimum`` (a size, a count, a number of samples)."""
     return _checks.integer(WHO, name, k, minimum)

@@ -19,8 +19,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import integrate, special, stats
 
-from .check import (DEFAULT_Z, Check, as_generator, fraction_check, int_at_least, mean_check, probability,
-                    variance_check)
+from .check import (DEFAULT_Z, Check, as_generator, fraction_check, int_at_least, mean_check, positive,
+                    probability, variance_check)
 from .sari_batchnorm import batchnorm_forward
 
 
@@ -34,9 +34,7 @@ def shifted_sign_fraction(threshold: float, mu: float = 0.0, sigma: float = 1.0)
         >>> round(shifted_sign_fraction(1.2), 4)
         0.1151
     """
-    sigma = float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    sigma = positive("sigma", sigma)
     return float(stats.norm.sf((float(threshold) - float(mu)) / sigma))
 
 
@@ -290,9 +288,7 @@ def hardtanh_skewness(x_offset: float = 0.0, y_offset: float = 0.0, range_: floa
         >>> round(hardtanh_skewness(x_offset=0.5), 4)
         0.6375
     """
-    x_offset, range_ = float(x_offset), float(range_)
-    if not range_ > 0:
-        raise ValueError(f"hardtanh_skewness: range_ must be > 0, got {range_}")
+    x_offset, range_ = float(x_offset), positive("range_", range_)
     return clipped_normal_moments(x_offset - range_, x_offset + range_, mu, sigma)[2]
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from .. import _checks
-from .check import DEFAULT_Z, WHO, ArrayLike, Check, as_generator, draw_weights, fraction_check, int_at_least
+from .check import (DEFAULT_Z, WHO, ArrayLike, Check, as_generator, draw_weights, fraction_check, int_at_least,
+                    positive)
 
 
 #
@@ -231,9 +232,7 @@ def expected_active_share(activation: str, n: int, lam: float = 0.0, weights: st
         0.6827
     """
     activation, lam = _activation(activation), _lam(lam)
-    n, std = int_at_least("n", n), float(weight_std)
-    if not std > 0:
-        raise ValueError(f"weight_std must be > 0, got {std}")
+    n, std = int_at_least("n", n), positive("weight_std", weight_std)
     if activation == "relu":
         return 0.5
     if weights == "sphere":

@@ -29,7 +29,8 @@ import numpy as np
 from scipy import stats
 
 from .check import (DEFAULT_Z, ArrayLike, Check, as_generator, binary_sign, down_from_top, draw_weights,
-                    int_at_least, layer_widths, mean_check, per_layer, probability, replicate_checks, variance_check)
+                    int_at_least, layer_widths, mean_check, per_layer, positive, probability, replicate_checks,
+                    variance_check)
 from .sari_batchnorm import batchnorm_backward, batchnorm_forward
 
 
@@ -457,9 +458,7 @@ def ablation_gradient_variance(widths: Sequence[int], norm: str, batch: int, top
     if norm == "batchnorm":
         return theorem1_gradient_variance(widths, True, top_var)
     b = int_at_least("batch", batch, 2)
-    c = float(multiplier)
-    if not c > 0:
-        raise ValueError(f"multiplier must be > 0, got {multiplier!r}")
+    c = positive("multiplier", multiplier)
     k = np.asarray(widths, dtype=np.float64)
     if norm == "centred":
         out = gradient_variance(widths, 1.0, top_var)
